@@ -1,0 +1,223 @@
+//! The tape. Forward calls record one node each, in order; `backward` walks them in reverse
+//! and accumulates gradients, one `match` over `Op`. Parameters are persistent leaves that
+//! live in a `ParamStore` outside the tape; the tape itself lives for one step.
+
+use crate::backend::{Backend, Conv2dParams, PoolParams};
+use crate::error::{shape_err, Result};
+use crate::nn::ParamStore;
+use crate::tensor::{Indices, Shape, Tensor};
+
+/// A value recorded on the tape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Var(usize);
+
+enum Op {
+    /// An input; no gradient flows into it.
+    Input,
+    /// Parameter `id` of the store; its gradient is handed to the optimizer.
+    Param(usize),
+    Conv2d { x: Var, w: Var, b: Var, p: Conv2dParams },
+    Linear { x: Var, w: Var, b: Var },
+    Relu { x: Var },
+    MaxPool { x: Var, idx: Indices },
+    AvgPool { x: Var, p: PoolParams },
+    Reshape { x: Var },
+    /// Mean softmax cross-entropy; the gradient w.r.t. the logits is computed in forward.
+    CrossEntropy { logits: Var, dlogits: Tensor },
+}
+
+struct Node {
+    op: Op,
+    /// None for parameters, whose value stays in the store.
+    value: Option<Tensor>,
+    requires_grad: bool,
+}
+
+/// Outputs of the loss: the mean loss and the count of correct predictions, both shape [1].
+pub struct LossOut {
+    pub loss: Var,
+    pub correct: Tensor,
+}
+
+pub struct Tape<'a> {
+    backend: &'a dyn Backend,
+    params: &'a ParamStore,
+    nodes: Vec<Node>,
+}
+
+impl<'a> Tape<'a> {
+    pub fn new(backend: &'a dyn Backend, params: &'a ParamStore) -> Self {
+        Tape { backend, params, nodes: Vec::new() }
+    }
+
+    pub fn backend(&self) -> &'a dyn Backend {
+        self.backend
+    }
+
+    fn push(&mut self, op: Op, value: Option<Tensor>, requires_grad: bool) -> Var {
+        self.nodes.push(Node { op, value, requires_grad });
+        Var(self.nodes.len() - 1)
+    }
+
+    fn needs(&self, v: Var) -> bool {
+        self.nodes[v.0].requires_grad
+    }
+
+    /// The value of a recorded variable.
+    pub fn value(&self, v: Var) -> &Tensor {
+        let node = &self.nodes[v.0];
+        match (&node.op, &node.value) {
+            (Op::Param(id), _) => &self.params.params[*id].value,
+            (_, Some(t)) => t,
+            // Every non-parameter node is pushed with a value.
+            (_, None) => unreachable!("tape node without a value"),
+        }
+    }
+
+    pub fn input(&mut self, x: Tensor) -> Var {
+        self.push(Op::Input, Some(x), false)
+    }
+
+    pub fn param(&mut self, id: usize) -> Var {
+        self.push(Op::Param(id), None, true)
+    }
+
+    // x (N,C,H,W), w (O,C,K,K), b (O) -> y (N,O,OH,OW)
+    pub fn conv2d(&mut self, x: Var, w: Var, b: Var, p: Conv2dParams) -> Result<Var> {
+        let y = self.backend.conv2d(self.value(x), self.value(w), self.value(b), p)?;
+        let rg = self.needs(x) || self.needs(w) || self.needs(b);
+        Ok(self.push(Op::Conv2d { x, w, b, p }, Some(y), rg))
+    }
+
+    // x (N,K), w (O,K), b (O) -> y (N,O)
+    pub fn linear(&mut self, x: Var, w: Var, b: Var) -> Result<Var> {
+        let y = self.backend.linear(self.value(x), self.value(w), self.value(b))?;
+        let rg = self.needs(x) || self.needs(w) || self.needs(b);
+        Ok(self.push(Op::Linear { x, w, b }, Some(y), rg))
+    }
+
+    pub fn relu(&mut self, x: Var) -> Result<Var> {
+        let y = self.backend.relu(self.value(x))?;
+        let rg = self.needs(x);
+        Ok(self.push(Op::Relu { x }, Some(y), rg))
+    }
+
+    // x (N,C,H,W) -> y (N,C,OH,OW), switches kept for backward
+    pub fn max_pool(&mut self, x: Var, p: PoolParams) -> Result<Var> {
+        let (y, idx) = self.backend.max_pool2d(self.value(x), p)?;
+        let rg = self.needs(x);
+        Ok(self.push(Op::MaxPool { x, idx }, Some(y), rg))
+    }
+
+    pub fn avg_pool(&mut self, x: Var, p: PoolParams) -> Result<Var> {
+        let y = self.backend.avg_pool2d(self.value(x), p)?;
+        let rg = self.needs(x);
+        Ok(self.push(Op::AvgPool { x, p }, Some(y), rg))
+    }
+
+    /// Same elements, new shape (flatten). The elements are copied (zeros + x, on the
+    /// tensor's own backend) so the input's value stays available to its own backward.
+    pub fn reshape(&mut self, x: Var, shape: Shape) -> Result<Var> {
+        let src = self.value(x);
+        if src.numel() != shape.numel() {
+            return Err(shape_err("reshape", "element counts differ", &[src.dims(), shape.dims()]));
+        }
+        let mut y = self.backend.zeros(src.shape.clone())?;
+        self.backend.add_assign(&mut y, src)?;
+        let y = y.reshape(shape)?;
+        let rg = self.needs(x);
+        Ok(self.push(Op::Reshape { x }, Some(y), rg))
+    }
+
+    // logits (N,K), labels (N) -> mean loss [1]
+    pub fn cross_entropy(&mut self, logits: Var, labels: &Indices) -> Result<LossOut> {
+        let ce = self.backend.softmax_cross_entropy(self.value(logits), labels)?;
+        let rg = self.needs(logits);
+        let loss = self.push(Op::CrossEntropy { logits, dlogits: ce.dlogits }, Some(ce.loss), rg);
+        Ok(LossOut { loss, correct: ce.correct })
+    }
+
+    fn accumulate(&self, grads: &mut [Option<Tensor>], v: Var, g: Tensor) -> Result<()> {
+        if !self.needs(v) {
+            return Ok(());
+        }
+        match &mut grads[v.0] {
+            Some(acc) => self.backend.add_assign(acc, &g),
+            slot => {
+                *slot = Some(g);
+                Ok(())
+            }
+        }
+    }
+
+    /// Walks the tape backwards from `loss` (a cross-entropy node, d loss = 1) and returns
+    /// one gradient per parameter of the store (None where the loss does not depend on it).
+    pub fn backward(mut self, loss: Var) -> Result<Vec<Option<Tensor>>> {
+        let be = self.backend;
+        let mut grads: Vec<Option<Tensor>> = (0..self.nodes.len()).map(|_| None).collect();
+        let mut pgrads: Vec<Option<Tensor>> = (0..self.params.params.len()).map(|_| None).collect();
+        self.nodes.truncate(loss.0 + 1);
+        while let Some(node) = self.nodes.pop() {
+            let i = self.nodes.len();
+            let seed = i == loss.0;
+            let g = grads[i].take();
+            match node.op {
+                Op::CrossEntropy { logits, dlogits } => {
+                    if seed {
+                        self.accumulate(&mut grads, logits, dlogits)?;
+                    }
+                }
+                Op::Input => {}
+                Op::Param(id) => {
+                    if let Some(g) = g {
+                        match &mut pgrads[id] {
+                            Some(acc) => be.add_assign(acc, &g)?,
+                            slot => *slot = Some(g),
+                        }
+                    }
+                }
+                Op::Conv2d { x, w, b, p } => {
+                    let Some(dy) = g else { continue };
+                    if self.needs(x) {
+                        let dx = be.conv2d_backward_input(&dy, self.value(w), &self.value(x).shape, p)?;
+                        self.accumulate(&mut grads, x, dx)?;
+                    }
+                    if self.needs(w) || self.needs(b) {
+                        let (dw, db) = be.conv2d_backward_weight(&dy, self.value(x), &self.value(w).shape, p)?;
+                        self.accumulate(&mut grads, w, dw)?;
+                        self.accumulate(&mut grads, b, db)?;
+                    }
+                }
+                Op::Linear { x, w, b } => {
+                    let Some(dy) = g else { continue };
+                    let (dx, dw, db) = be.linear_backward(&dy, self.value(x), self.value(w))?;
+                    self.accumulate(&mut grads, x, dx)?;
+                    self.accumulate(&mut grads, w, dw)?;
+                    self.accumulate(&mut grads, b, db)?;
+                }
+                Op::Relu { x } => {
+                    let Some(dy) = g else { continue };
+                    let y = node.value.as_ref().ok_or_else(|| shape_err("relu_backward", "missing forward output", &[]))?;
+                    let dx = be.relu_backward(&dy, y)?;
+                    self.accumulate(&mut grads, x, dx)?;
+                }
+                Op::MaxPool { x, idx } => {
+                    let Some(dy) = g else { continue };
+                    let dx = be.max_pool2d_backward(&dy, &idx, &self.value(x).shape)?;
+                    self.accumulate(&mut grads, x, dx)?;
+                }
+                Op::AvgPool { x, p } => {
+                    let Some(dy) = g else { continue };
+                    let dx = be.avg_pool2d_backward(&dy, &self.value(x).shape, p)?;
+                    self.accumulate(&mut grads, x, dx)?;
+                }
+                Op::Reshape { x } => {
+                    let Some(dy) = g else { continue };
+                    let shape = self.value(x).shape.clone();
+                    self.accumulate(&mut grads, x, dy.reshape(shape)?)?;
+                }
+            }
+        }
+        Ok(pgrads)
+    }
+}

@@ -1,0 +1,494 @@
+//! The CPU backend: the specification every other backend must match.
+//!
+//! Each op is written as the maths reads, forward next to backward. Convolution and linear
+//! layers route their inner products through `gemm` (im2col + a register-blocked matrix
+//! multiply); `reference` keeps the plain nested-loop convolution they are tested against.
+
+mod gemm;
+pub mod reference;
+
+use std::future::ready;
+
+use super::{
+    out_len, AdamHyper, Backend, Conv2dParams, CrossEntropy, PoolParams, ReadFuture, SgdHyper,
+};
+use crate::error::{shape_err, Error, Result};
+use crate::tensor::{Data, Indices, Shape, Tensor};
+pub use gemm::{gemm, transpose};
+
+#[derive(Default)]
+pub struct CpuBackend;
+
+impl CpuBackend {
+    pub fn new() -> Self {
+        CpuBackend
+    }
+}
+
+/// The elements of a CPU tensor, or an error naming the op if it lives elsewhere.
+fn host<'a>(op: &'static str, t: &'a Tensor) -> Result<&'a [f32]> {
+    t.cpu()
+        .ok_or_else(|| shape_err(op, "tensor lives on the GPU, not the CPU", &[t.dims()]))
+}
+
+fn host_mut<'a>(op: &'static str, t: &'a mut Tensor) -> Result<&'a mut Vec<f32>> {
+    match &mut t.data {
+        Data::Cpu(v) => Ok(v),
+        Data::Gpu(_) => Err(shape_err(op, "tensor lives on the GPU, not the CPU", &[t.shape.dims()])),
+    }
+}
+
+fn tensor(dims: &[usize], data: Vec<f32>) -> Tensor {
+    Tensor {
+        shape: Shape::new(dims),
+        data: Data::Cpu(data),
+    }
+}
+
+fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
+    if a.shape != b.shape {
+        return Err(shape_err(op, "shapes differ", &[a.dims(), b.dims()]));
+    }
+    Ok(())
+}
+
+/// Checks x (N,C,H,W) against w (O,C,K,K) and b (O); returns (n, c, h, w, o, k, oh, ow).
+pub fn conv_geometry(
+    op: &'static str,
+    x: &Shape,
+    w: &Shape,
+    p: Conv2dParams,
+) -> Result<[usize; 8]> {
+    let (n, c, h, wd) = x.nchw(op)?;
+    let (o, wc, kh, kw) = w.nchw(op)?;
+    if wc != c {
+        return Err(shape_err(op, format!("input has {c} channels, kernel expects {wc}"), &[x.dims(), w.dims()]));
+    }
+    if kh != kw {
+        return Err(shape_err(op, "kernel must be square", &[w.dims()]));
+    }
+    let (Some(oh), Some(ow)) = (out_len(h, kh, p.stride, p.padding), out_len(wd, kw, p.stride, p.padding)) else {
+        return Err(shape_err(
+            op,
+            format!("kernel {kh} with padding {} and stride {} does not fit the input", p.padding, p.stride),
+            &[x.dims(), w.dims()],
+        ));
+    };
+    Ok([n, c, h, wd, o, kh, oh, ow])
+}
+
+/// Checks x (N,C,H,W) against a pooling window; returns (n, c, h, w, oh, ow).
+pub fn pool_geometry(op: &'static str, x: &Shape, p: PoolParams) -> Result<[usize; 6]> {
+    let (n, c, h, w) = x.nchw(op)?;
+    let (Some(oh), Some(ow)) = (out_len(h, p.kernel, p.stride, 0), out_len(w, p.kernel, p.stride, 0)) else {
+        return Err(shape_err(
+            op,
+            format!("window {} stride {} does not fit the input", p.kernel, p.stride),
+            &[x.dims()],
+        ));
+    };
+    Ok([n, c, h, w, oh, ow])
+}
+
+/// The output columns `xo` whose input column `xo·s + kw - pad` falls inside 0..w.
+fn valid_cols(w: usize, kw: usize, s: usize, pad: usize, ow: usize) -> std::ops::Range<usize> {
+    // xo·s + kw >= pad  and  xo·s + kw - pad <= w - 1
+    let lo = pad.saturating_sub(kw).div_ceil(s);
+    let hi = if w + pad > kw { ((w - 1 + pad - kw) / s + 1).min(ow) } else { 0 };
+    lo.min(hi)..hi
+}
+
+/// x_n (C,H,W) -> cols (C·K·K, OH·OW): column (oh,ow) holds the input patch under the kernel.
+/// Each row segment is split into its zero-padding ends and the strided copy between them.
+#[allow(clippy::too_many_arguments)]
+fn im2col(x: &[f32], c: usize, h: usize, w: usize, k: usize, p: Conv2dParams, oh: usize, ow: usize, cols: &mut [f32]) {
+    let (s, pad) = (p.stride, p.padding);
+    for ci in 0..c {
+        for kh in 0..k {
+            for kw in 0..k {
+                let row = &mut cols[((ci * k + kh) * k + kw) * oh * ow..][..oh * ow];
+                let valid = valid_cols(w, kw, s, pad, ow);
+                for y in 0..oh {
+                    let out = &mut row[y * ow..][..ow];
+                    let ih = (y * s + kh) as isize - pad as isize;
+                    if ih < 0 || ih as usize >= h || valid.is_empty() {
+                        out.fill(0.0);
+                        continue;
+                    }
+                    let src = &x[(ci * h + ih as usize) * w..][..w];
+                    out[..valid.start].fill(0.0);
+                    out[valid.end..].fill(0.0);
+                    let first = valid.start * s + kw - pad;
+                    if s == 1 {
+                        out[valid.clone()].copy_from_slice(&src[first..first + valid.len()]);
+                    } else {
+                        for (o, xo) in out[valid.clone()].iter_mut().zip((first..).step_by(s)) {
+                            *o = src[xo];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// cols (C·K·K, OH·OW) -> dx_n (C,H,W): the adjoint of im2col, adding each patch back.
+#[allow(clippy::too_many_arguments)]
+fn col2im(cols: &[f32], c: usize, h: usize, w: usize, k: usize, p: Conv2dParams, oh: usize, ow: usize, dx: &mut [f32]) {
+    let (s, pad) = (p.stride, p.padding);
+    for ci in 0..c {
+        for kh in 0..k {
+            for kw in 0..k {
+                let row = &cols[((ci * k + kh) * k + kw) * oh * ow..][..oh * ow];
+                let valid = valid_cols(w, kw, s, pad, ow);
+                if valid.is_empty() {
+                    continue;
+                }
+                for y in 0..oh {
+                    let ih = (y * s + kh) as isize - pad as isize;
+                    if ih < 0 || ih as usize >= h {
+                        continue;
+                    }
+                    let dst = &mut dx[(ci * h + ih as usize) * w..][..w];
+                    let first = valid.start * s + kw - pad;
+                    let src = &row[y * ow..][valid.clone()];
+                    for (g, xo) in src.iter().zip((first..).step_by(s)) {
+                        dst[xo] += g;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn upload(&self, shape: Shape, data: &[f32]) -> Result<Tensor> {
+        if shape.numel() != data.len() {
+            return Err(shape_err("upload", format!("{} values for the shape", data.len()), &[shape.dims()]));
+        }
+        Ok(Tensor { shape, data: Data::Cpu(data.to_vec()) })
+    }
+
+    fn upload_indices(&self, shape: Shape, data: &[u32]) -> Result<Indices> {
+        if shape.numel() != data.len() {
+            return Err(shape_err("upload_indices", format!("{} values for the shape", data.len()), &[shape.dims()]));
+        }
+        Ok(Indices { shape, data: Data::Cpu(data.to_vec()) })
+    }
+
+    fn zeros(&self, shape: Shape) -> Result<Tensor> {
+        let n = shape.numel();
+        Ok(Tensor { shape, data: Data::Cpu(vec![0.0; n]) })
+    }
+
+    fn read<'a>(&'a self, x: &'a Tensor) -> ReadFuture<'a> {
+        Box::pin(ready(host("read", x).map(|v| v.to_vec())))
+    }
+
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
+    // x (N,C,H,W), w (O,C,K,K), b (O) -> y (N,O,OH,OW)
+    // y[n,o] = w[o] (C·K·K) · im2col(x[n]) (C·K·K, OH·OW) + b[o]
+    fn conv2d(&self, x: &Tensor, w: &Tensor, b: &Tensor, p: Conv2dParams) -> Result<Tensor> {
+        let [n, c, h, wd, o, k, oh, ow] = conv_geometry("conv2d", &x.shape, &w.shape, p)?;
+        if b.dims() != [o] {
+            return Err(shape_err("conv2d", "bias must have one value per output channel", &[w.dims(), b.dims()]));
+        }
+        let (xs, ws, bs) = (host("conv2d", x)?, host("conv2d", w)?, host("conv2d", b)?);
+        let (ckk, ohw) = (c * k * k, oh * ow);
+        let mut cols = vec![0.0; ckk * ohw];
+        let mut y = vec![0.0; n * o * ohw];
+        for img in 0..n {
+            im2col(&xs[img * c * h * wd..][..c * h * wd], c, h, wd, k, p, oh, ow, &mut cols);
+            let yn = &mut y[img * o * ohw..][..o * ohw];
+            gemm(o, ohw, ckk, ws, &cols, yn, false);
+            for (oc, plane) in yn.chunks_mut(ohw).enumerate() {
+                plane.iter_mut().for_each(|v| *v += bs[oc]);
+            }
+        }
+        Ok(tensor(&[n, o, oh, ow], y))
+    }
+
+    // dy (N,O,OH,OW), w (O,C,K,K) -> dx (N,C,H,W)
+    // dcols = wᵀ (C·K·K, O) · dy[n] (O, OH·OW); dx[n] = col2im(dcols)
+    fn conv2d_backward_input(&self, dy: &Tensor, w: &Tensor, x_shape: &Shape, p: Conv2dParams) -> Result<Tensor> {
+        let [n, c, h, wd, o, k, oh, ow] = conv_geometry("conv2d_backward_input", x_shape, &w.shape, p)?;
+        if dy.dims() != [n, o, oh, ow] {
+            return Err(shape_err("conv2d_backward_input", "dy does not match the conv output", &[dy.dims(), x_shape.dims(), w.dims()]));
+        }
+        let (dys, ws) = (host("conv2d_backward_input", dy)?, host("conv2d_backward_input", w)?);
+        let (ckk, ohw) = (c * k * k, oh * ow);
+        let mut wt = vec![0.0; ckk * o];
+        transpose(o, ckk, ws, &mut wt);
+        let mut dcols = vec![0.0; ckk * ohw];
+        let mut dx = vec![0.0; n * c * h * wd];
+        for img in 0..n {
+            gemm(ckk, ohw, o, &wt, &dys[img * o * ohw..][..o * ohw], &mut dcols, false);
+            col2im(&dcols, c, h, wd, k, p, oh, ow, &mut dx[img * c * h * wd..][..c * h * wd]);
+        }
+        Ok(tensor(x_shape.dims(), dx))
+    }
+
+    // dy (N,O,OH,OW), x (N,C,H,W) -> dw (O,C,K,K) = Σn dy[n] · im2col(x[n])ᵀ, db (O) = Σ dy
+    // Computed as dwᵀ (C·K·K, O) = Σn im2col(x[n]) · dy[n]ᵀ, so only the small dy[n] is transposed.
+    fn conv2d_backward_weight(&self, dy: &Tensor, x: &Tensor, w_shape: &Shape, p: Conv2dParams) -> Result<(Tensor, Tensor)> {
+        let [n, c, h, wd, o, k, oh, ow] = conv_geometry("conv2d_backward_weight", &x.shape, w_shape, p)?;
+        if dy.dims() != [n, o, oh, ow] {
+            return Err(shape_err("conv2d_backward_weight", "dy does not match the conv output", &[dy.dims(), x.dims(), w_shape.dims()]));
+        }
+        let (dys, xs) = (host("conv2d_backward_weight", dy)?, host("conv2d_backward_weight", x)?);
+        let (ckk, ohw) = (c * k * k, oh * ow);
+        let mut cols = vec![0.0; ckk * ohw];
+        let mut dy_t = vec![0.0; ohw * o];
+        let mut dw_t = vec![0.0; ckk * o];
+        let mut db = vec![0.0; o];
+        for img in 0..n {
+            im2col(&xs[img * c * h * wd..][..c * h * wd], c, h, wd, k, p, oh, ow, &mut cols);
+            let dy_n = &dys[img * o * ohw..][..o * ohw];
+            transpose(o, ohw, dy_n, &mut dy_t);
+            gemm(ckk, o, ohw, &cols, &dy_t, &mut dw_t, true);
+            for (oc, plane) in dy_n.chunks(ohw).enumerate() {
+                db[oc] += plane.iter().sum::<f32>();
+            }
+        }
+        let mut dw = vec![0.0; o * ckk];
+        transpose(ckk, o, &dw_t, &mut dw);
+        Ok((tensor(w_shape.dims(), dw), tensor(&[o], db)))
+    }
+
+    // x (N,K), w (O,K), b (O) -> y (N,O) = x · wᵀ + b
+    fn linear(&self, x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+        let (n, kx) = x.shape.matrix("linear")?;
+        let (o, kw) = w.shape.matrix("linear")?;
+        if kx != kw || b.dims() != [o] {
+            return Err(shape_err("linear", "x (N,K), w (O,K), b (O) do not fit", &[x.dims(), w.dims(), b.dims()]));
+        }
+        let (xs, ws, bs) = (host("linear", x)?, host("linear", w)?, host("linear", b)?);
+        let mut wt = vec![0.0; kw * o];
+        transpose(o, kw, ws, &mut wt);
+        let mut y = vec![0.0; n * o];
+        gemm(n, o, kx, xs, &wt, &mut y, false);
+        for row in y.chunks_mut(o) {
+            row.iter_mut().zip(bs).for_each(|(v, b)| *v += b);
+        }
+        Ok(tensor(&[n, o], y))
+    }
+
+    // dy (N,O), x (N,K), w (O,K) -> dx (N,K) = dy · w, dw (O,K) = dyᵀ · x, db (O) = Σn dy
+    fn linear_backward(&self, dy: &Tensor, x: &Tensor, w: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        let (n, k) = x.shape.matrix("linear_backward")?;
+        let (o, kw) = w.shape.matrix("linear_backward")?;
+        if kw != k || dy.dims() != [n, o] {
+            return Err(shape_err("linear_backward", "dy (N,O), x (N,K), w (O,K) do not fit", &[dy.dims(), x.dims(), w.dims()]));
+        }
+        let (dys, xs, ws) = (host("linear_backward", dy)?, host("linear_backward", x)?, host("linear_backward", w)?);
+        let mut dx = vec![0.0; n * k];
+        gemm(n, k, o, dys, ws, &mut dx, false);
+        let mut dyt = vec![0.0; o * n];
+        transpose(n, o, dys, &mut dyt);
+        let mut dw = vec![0.0; o * k];
+        gemm(o, k, n, &dyt, xs, &mut dw, false);
+        let mut db = vec![0.0; o];
+        for row in dys.chunks(o) {
+            db.iter_mut().zip(row).for_each(|(d, v)| *d += v);
+        }
+        Ok((tensor(&[n, k], dx), tensor(&[o, k], dw), tensor(&[o], db)))
+    }
+
+    // y = max(x, 0)
+    fn relu(&self, x: &Tensor) -> Result<Tensor> {
+        let xs = host("relu", x)?;
+        Ok(tensor(x.dims(), xs.iter().map(|v| v.max(0.0)).collect()))
+    }
+
+    // dx = dy · [y > 0]
+    fn relu_backward(&self, dy: &Tensor, y: &Tensor) -> Result<Tensor> {
+        same_shape("relu_backward", dy, y)?;
+        let (dys, ys) = (host("relu_backward", dy)?, host("relu_backward", y)?);
+        Ok(tensor(dy.dims(), dys.iter().zip(ys).map(|(d, y)| if *y > 0.0 { *d } else { 0.0 }).collect()))
+    }
+
+    // x (N,C,H,W) -> y (N,C,OH,OW) = max over each window, idx = argmax's flat index in H·W
+    fn max_pool2d(&self, x: &Tensor, p: PoolParams) -> Result<(Tensor, Indices)> {
+        let [n, c, h, w, oh, ow] = pool_geometry("max_pool2d", &x.shape, p)?;
+        let xs = host("max_pool2d", x)?;
+        let mut y = vec![0.0; n * c * oh * ow];
+        let mut idx = vec![0u32; n * c * oh * ow];
+        for plane in 0..n * c {
+            let xp = &xs[plane * h * w..][..h * w];
+            for i in 0..oh {
+                for j in 0..ow {
+                    let (mut best, mut at) = (f32::NEG_INFINITY, 0usize);
+                    for di in 0..p.kernel {
+                        for dj in 0..p.kernel {
+                            let pos = (i * p.stride + di) * w + j * p.stride + dj;
+                            if xp[pos] > best {
+                                best = xp[pos];
+                                at = pos;
+                            }
+                        }
+                    }
+                    let out = (plane * oh + i) * ow + j;
+                    y[out] = best;
+                    idx[out] = at as u32;
+                }
+            }
+        }
+        let shape = Shape::new(&[n, c, oh, ow]);
+        Ok((Tensor { shape: shape.clone(), data: Data::Cpu(y) }, Indices { shape, data: Data::Cpu(idx) }))
+    }
+
+    // dy (N,C,OH,OW) -> dx (N,C,H,W): dx[plane, idx] += dy
+    fn max_pool2d_backward(&self, dy: &Tensor, idx: &Indices, x_shape: &Shape) -> Result<Tensor> {
+        let (n, c, h, w) = x_shape.nchw("max_pool2d_backward")?;
+        if dy.shape != idx.shape || dy.dims().first() != Some(&n) || dy.dims().get(1) != Some(&c) {
+            return Err(shape_err("max_pool2d_backward", "dy, indices and input do not fit", &[dy.dims(), idx.dims(), x_shape.dims()]));
+        }
+        let dys = host("max_pool2d_backward", dy)?;
+        let ids = idx.cpu().ok_or_else(|| shape_err("max_pool2d_backward", "indices live on the GPU", &[idx.dims()]))?;
+        let per_plane = dy.numel() / (n * c).max(1);
+        let mut dx = vec![0.0; n * c * h * w];
+        for (o, (d, &i)) in dys.iter().zip(ids).enumerate() {
+            let plane = o / per_plane;
+            dx[plane * h * w + i as usize] += d;
+        }
+        Ok(tensor(x_shape.dims(), dx))
+    }
+
+    // x (N,C,H,W) -> y (N,C,OH,OW) = mean over each window
+    fn avg_pool2d(&self, x: &Tensor, p: PoolParams) -> Result<Tensor> {
+        let [n, c, h, w, oh, ow] = pool_geometry("avg_pool2d", &x.shape, p)?;
+        let xs = host("avg_pool2d", x)?;
+        let scale = 1.0 / (p.kernel * p.kernel) as f32;
+        let mut y = vec![0.0; n * c * oh * ow];
+        for plane in 0..n * c {
+            let xp = &xs[plane * h * w..][..h * w];
+            for i in 0..oh {
+                for j in 0..ow {
+                    let mut s = 0.0;
+                    for di in 0..p.kernel {
+                        for dj in 0..p.kernel {
+                            s += xp[(i * p.stride + di) * w + j * p.stride + dj];
+                        }
+                    }
+                    y[(plane * oh + i) * ow + j] = s * scale;
+                }
+            }
+        }
+        Ok(tensor(&[n, c, oh, ow], y))
+    }
+
+    // dy (N,C,OH,OW) -> dx (N,C,H,W): each dy/(K·K) added to every cell of its window
+    fn avg_pool2d_backward(&self, dy: &Tensor, x_shape: &Shape, p: PoolParams) -> Result<Tensor> {
+        let [n, c, h, w, oh, ow] = pool_geometry("avg_pool2d_backward", x_shape, p)?;
+        if dy.dims() != [n, c, oh, ow] {
+            return Err(shape_err("avg_pool2d_backward", "dy does not match the pooled shape", &[dy.dims(), x_shape.dims()]));
+        }
+        let dys = host("avg_pool2d_backward", dy)?;
+        let scale = 1.0 / (p.kernel * p.kernel) as f32;
+        let mut dx = vec![0.0; n * c * h * w];
+        for plane in 0..n * c {
+            for i in 0..oh {
+                for j in 0..ow {
+                    let g = dys[(plane * oh + i) * ow + j] * scale;
+                    for di in 0..p.kernel {
+                        for dj in 0..p.kernel {
+                            dx[plane * h * w + (i * p.stride + di) * w + j * p.stride + dj] += g;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(tensor(x_shape.dims(), dx))
+    }
+
+    // logits (N,K), labels (N) -> loss = mean_n [logsumexp(z_n) - z_n[y_n]],
+    // dlogits = (softmax(z) - onehot(y)) / N, correct = #{n : argmax z_n = y_n}
+    fn softmax_cross_entropy(&self, logits: &Tensor, labels: &Indices) -> Result<CrossEntropy> {
+        let (n, k) = logits.shape.matrix("softmax_cross_entropy")?;
+        if labels.dims() != [n] {
+            return Err(shape_err("softmax_cross_entropy", "need one label per row", &[logits.dims(), labels.dims()]));
+        }
+        let zs = host("softmax_cross_entropy", logits)?;
+        let ys = labels.cpu().ok_or_else(|| shape_err("softmax_cross_entropy", "labels live on the GPU", &[labels.dims()]))?;
+        let mut dz = vec![0.0; n * k];
+        let (mut loss, mut correct) = (0.0f64, 0.0f32);
+        for row in 0..n {
+            let z = &zs[row * k..][..k];
+            let y = ys[row] as usize;
+            if y >= k {
+                return Err(shape_err("softmax_cross_entropy", format!("label {y} out of range for {k} classes"), &[logits.dims()]));
+            }
+            let (mut arg, mut max) = (0, f32::NEG_INFINITY);
+            for (i, &v) in z.iter().enumerate() {
+                if v > max {
+                    max = v;
+                    arg = i;
+                }
+            }
+            let sum: f32 = z.iter().map(|v| (v - max).exp()).sum();
+            loss += (sum.ln() + max - z[y]) as f64;
+            correct += (arg == y) as u8 as f32;
+            for i in 0..k {
+                let p = (z[i] - max).exp() / sum;
+                dz[row * k + i] = (p - if i == y { 1.0 } else { 0.0 }) / n as f32;
+            }
+        }
+        Ok(CrossEntropy {
+            loss: tensor(&[1], vec![(loss / n as f64) as f32]),
+            dlogits: tensor(&[n, k], dz),
+            correct: tensor(&[1], vec![correct]),
+        })
+    }
+
+    fn add_assign(&self, acc: &mut Tensor, x: &Tensor) -> Result<()> {
+        same_shape("add_assign", acc, x)?;
+        let xs = host("add_assign", x)?;
+        host_mut("add_assign", acc)?.iter_mut().zip(xs).for_each(|(a, b)| *a += b);
+        Ok(())
+    }
+
+    // v = momentum·v + g;  p -= lr·v
+    fn sgd_step(&self, p: &mut Tensor, g: &Tensor, v: &mut Tensor, h: SgdHyper) -> Result<()> {
+        same_shape("sgd_step", p, g)?;
+        same_shape("sgd_step", p, v)?;
+        let gs = host("sgd_step", g)?;
+        let vs = host_mut("sgd_step", v)?;
+        let ps = host_mut("sgd_step", p)?;
+        for ((p, v), g) in ps.iter_mut().zip(vs.iter_mut()).zip(gs) {
+            *v = h.momentum * *v + g;
+            *p -= h.lr * *v;
+        }
+        Ok(())
+    }
+
+    // m = β1·m + (1-β1)·g;  v = β2·v + (1-β2)·g²;  p -= lr · (m/(1-β1ᵗ)) / (sqrt(v/(1-β2ᵗ)) + eps)
+    fn adam_step(&self, p: &mut Tensor, g: &Tensor, m: &mut Tensor, v: &mut Tensor, h: AdamHyper) -> Result<()> {
+        same_shape("adam_step", p, g)?;
+        same_shape("adam_step", p, m)?;
+        same_shape("adam_step", p, v)?;
+        if h.t == 0 {
+            return Err(Error::Config { field: "adam.t", problem: "step count starts at 1".into() });
+        }
+        let bc1 = 1.0 - h.beta1.powi(h.t as i32);
+        let bc2 = 1.0 - h.beta2.powi(h.t as i32);
+        let gs = host("adam_step", g)?;
+        let ms = host_mut("adam_step", m)?;
+        let vs = host_mut("adam_step", v)?;
+        let ps = host_mut("adam_step", p)?;
+        for i in 0..ps.len() {
+            ms[i] = h.beta1 * ms[i] + (1.0 - h.beta1) * gs[i];
+            vs[i] = h.beta2 * vs[i] + (1.0 - h.beta2) * gs[i] * gs[i];
+            let mhat = ms[i] / bc1;
+            let vhat = vs[i] / bc2;
+            ps[i] -= h.lr * mhat / (vhat.sqrt() + h.eps);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,212 @@
+//! The op contract. `Backend` is a trait of coarse ops, each forward next to its backward;
+//! the CPU backend is the specification and the GPU backend must match it. `Device` picks
+//! one at run time, because whether WebGPU exists is only known at run time.
+
+pub mod cpu;
+pub mod gpu;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::tensor::{Indices, Shape, Tensor};
+
+/// Convolution geometry: square kernel, same stride and zero padding on both axes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dParams {
+    pub stride: usize,
+    pub padding: usize,
+}
+
+/// Pooling geometry: square window `kernel`, step `stride`, no padding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolParams {
+    pub kernel: usize,
+    pub stride: usize,
+}
+
+/// Output length of a convolution or pooling along one axis.
+pub fn out_len(input: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
+    let padded = input + 2 * padding;
+    if stride == 0 || padded < kernel {
+        return None;
+    }
+    Some((padded - kernel) / stride + 1)
+}
+
+/// SGD with momentum, PyTorch's convention: v = momentum·v + g; p -= lr·v.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdHyper {
+    pub lr: f32,
+    pub momentum: f32,
+}
+
+/// Adam (Kingma & Ba), PyTorch's convention. `t` is the 1-based step number used for the
+/// bias corrections.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamHyper {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub t: u32,
+}
+
+/// What softmax cross-entropy returns: the mean loss (shape [1]), its gradient with respect
+/// to the logits, (softmax(z) - onehot(y)) / N with shape (N, K), and the number of rows
+/// whose argmax equals the label (shape [1], as f32).
+pub struct CrossEntropy {
+    pub loss: Tensor,
+    pub dlogits: Tensor,
+    pub correct: Tensor,
+}
+
+/// A boxed future, so that `read` stays callable through `&dyn Backend`.
+pub type ReadFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<f32>>> + 'a>>;
+
+pub trait Backend {
+    /// "cpu" or "webgpu".
+    fn name(&self) -> &'static str;
+
+    // ---- data movement -------------------------------------------------------------
+    fn upload(&self, shape: Shape, data: &[f32]) -> Result<Tensor>;
+    fn upload_indices(&self, shape: Shape, data: &[u32]) -> Result<Indices>;
+    fn zeros(&self, shape: Shape) -> Result<Tensor>;
+    /// Reads a tensor back to the host. On the GPU this submits pending work and maps a
+    /// staging buffer asynchronously; it never blocks the browser's thread.
+    fn read<'a>(&'a self, x: &'a Tensor) -> ReadFuture<'a>;
+    /// Submits work encoded so far (no-op on the CPU).
+    fn flush(&self) -> Result<()>;
+
+    // ---- convolution -----------------------------------------------------------------
+    /// x (N,C,H,W), w (O,C,K,K), b (O) -> y (N,O,OH,OW)
+    fn conv2d(&self, x: &Tensor, w: &Tensor, b: &Tensor, p: Conv2dParams) -> Result<Tensor>;
+    /// dy (N,O,OH,OW), w (O,C,K,K) -> dx (N,C,H,W) with H, W taken from `x_shape`
+    fn conv2d_backward_input(
+        &self,
+        dy: &Tensor,
+        w: &Tensor,
+        x_shape: &Shape,
+        p: Conv2dParams,
+    ) -> Result<Tensor>;
+    /// dy (N,O,OH,OW), x (N,C,H,W) -> (dw (O,C,K,K), db (O)) with K taken from `w_shape`
+    fn conv2d_backward_weight(
+        &self,
+        dy: &Tensor,
+        x: &Tensor,
+        w_shape: &Shape,
+        p: Conv2dParams,
+    ) -> Result<(Tensor, Tensor)>;
+
+    // ---- fully connected (PyTorch layout: w is (out, in)) -----------------------------
+    /// x (N,K), w (O,K), b (O) -> y (N,O) = x·wᵀ + b
+    fn linear(&self, x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor>;
+    /// dy (N,O), x (N,K), w (O,K) -> (dx (N,K), dw (O,K), db (O))
+    fn linear_backward(&self, dy: &Tensor, x: &Tensor, w: &Tensor)
+        -> Result<(Tensor, Tensor, Tensor)>;
+
+    // ---- activations -----------------------------------------------------------------
+    /// y = max(x, 0), any shape
+    fn relu(&self, x: &Tensor) -> Result<Tensor>;
+    /// dx = dy · [y > 0], from the forward output y
+    fn relu_backward(&self, dy: &Tensor, y: &Tensor) -> Result<Tensor>;
+
+    // ---- pooling (no padding) ----------------------------------------------------------
+    /// x (N,C,H,W) -> (y (N,C,OH,OW), argmax indices (N,C,OH,OW) into each H·W plane)
+    fn max_pool2d(&self, x: &Tensor, p: PoolParams) -> Result<(Tensor, Indices)>;
+    /// dy (N,C,OH,OW), indices -> dx (N,C,H,W): each dy routed to its argmax
+    fn max_pool2d_backward(&self, dy: &Tensor, idx: &Indices, x_shape: &Shape) -> Result<Tensor>;
+    /// x (N,C,H,W) -> y (N,C,OH,OW), mean of each window
+    fn avg_pool2d(&self, x: &Tensor, p: PoolParams) -> Result<Tensor>;
+    /// dy (N,C,OH,OW) -> dx (N,C,H,W): each dy spread evenly over its window
+    fn avg_pool2d_backward(&self, dy: &Tensor, x_shape: &Shape, p: PoolParams) -> Result<Tensor>;
+
+    // ---- loss --------------------------------------------------------------------------
+    /// logits (N,K), labels (N) -> mean cross-entropy of softmax(logits), its gradient and
+    /// the count of correct argmax predictions
+    fn softmax_cross_entropy(&self, logits: &Tensor, labels: &Indices) -> Result<CrossEntropy>;
+
+    // ---- accumulation and optimizers ---------------------------------------------------------
+    /// acc += x, same shape (gradient accumulation, running metrics)
+    fn add_assign(&self, acc: &mut Tensor, x: &Tensor) -> Result<()>;
+    /// p, g, v same shape; updates p and the momentum buffer v in place
+    fn sgd_step(&self, p: &mut Tensor, g: &Tensor, v: &mut Tensor, h: SgdHyper) -> Result<()>;
+    /// p, g, m, v same shape; updates p and both moment buffers in place
+    fn adam_step(
+        &self,
+        p: &mut Tensor,
+        g: &Tensor,
+        m: &mut Tensor,
+        v: &mut Tensor,
+        h: AdamHyper,
+    ) -> Result<()>;
+}
+
+/// Which backend the user asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    /// WebGPU when a hardware adapter exists; the CPU otherwise (and for software adapters).
+    #[default]
+    Auto,
+    Cpu,
+    /// Force the GPU path (WebGPU in the browser, Vulkan natively), even on a software adapter.
+    #[serde(alias = "gpu")]
+    Webgpu,
+}
+
+/// The backend that runs, picked at run time.
+pub enum Device {
+    Cpu(cpu::CpuBackend),
+    Gpu(gpu::GpuBackend),
+}
+
+impl Device {
+    pub fn backend(&self) -> &dyn Backend {
+        match self {
+            Device::Cpu(b) => b,
+            Device::Gpu(b) => b,
+        }
+    }
+}
+
+/// A device together with why it was chosen, for the badge in the page and the CLI line.
+pub struct Selected {
+    pub device: Device,
+    pub reason: String,
+}
+
+/// Picks the backend for `choice`. Never fails: without a usable GPU it falls back to the
+/// CPU and says why.
+pub async fn select(choice: BackendChoice) -> Selected {
+    let cpu = |reason: String| Selected {
+        device: Device::Cpu(cpu::CpuBackend::new()),
+        reason,
+    };
+    if choice == BackendChoice::Cpu {
+        return cpu("CPU chosen".into());
+    }
+    match gpu::GpuBackend::request().await {
+        Err(e) => cpu(format!("no usable GPU ({e}); running on the CPU")),
+        Ok(gpu) => {
+            let info = gpu.adapter_summary();
+            if choice == BackendChoice::Auto && gpu.is_software() {
+                cpu(format!(
+                    "the GPU adapter is a software fallback ({info}), far slower than the CPU path; running on the CPU"
+                ))
+            } else {
+                let why = if choice == BackendChoice::Webgpu {
+                    "GPU chosen"
+                } else {
+                    "hardware GPU found"
+                };
+                Selected {
+                    device: Device::Gpu(gpu),
+                    reason: format!("{why}: {info}"),
+                }
+            }
+        }
+    }
+}

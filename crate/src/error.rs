@@ -1,0 +1,61 @@
+//! One error type for the whole core. Every variant names the op or layer and the shapes
+//! involved, so a message read in the page or the CLI says what went wrong and where.
+
+use thiserror::Error;
+
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum Error {
+    /// An op was given tensors whose shapes do not fit together.
+    #[error("{op}: {problem} (shapes: {shapes})")]
+    Shape {
+        op: &'static str,
+        problem: String,
+        shapes: String,
+    },
+    /// A model spec failed validation at a given layer.
+    #[error("layer {index} ({kind}): {problem}{}", shape_suffix(.input_shape))]
+    Spec {
+        index: usize,
+        kind: String,
+        problem: String,
+        input_shape: Option<Vec<usize>>,
+    },
+    /// The spec or config is not valid JSON, or has unknown / missing fields.
+    #[error("invalid {what}: {message}")]
+    Parse { what: &'static str, message: String },
+    /// A hyperparameter or option is out of range.
+    #[error("config: {field} {problem}")]
+    Config { field: &'static str, problem: String },
+    /// The data asset is missing or malformed.
+    #[error("data: {0}")]
+    Data(String),
+    /// GPU device or adapter trouble (no adapter, device lost, mapping failed).
+    #[error("gpu: {0}")]
+    Gpu(String),
+    /// File system trouble in the CLI.
+    #[error("io: {path}: {message}")]
+    Io { path: String, message: String },
+}
+
+fn shape_suffix(s: &Option<Vec<usize>>) -> String {
+    match s {
+        Some(dims) => format!(" (input shape {dims:?})"),
+        None => String::new(),
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Shorthand for shape errors: `shape_err("conv2d", "channels differ", &[&x, &w])`.
+pub fn shape_err(op: &'static str, problem: impl Into<String>, shapes: &[&[usize]]) -> Error {
+    let shapes = shapes
+        .iter()
+        .map(|s| format!("{s:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Error::Shape {
+        op,
+        problem: problem.into(),
+        shapes,
+    }
+}

@@ -1,0 +1,318 @@
+//! The Trainer owns a model, its parameters, the optimizer and the data. `step(n)` runs n
+//! mini-batches and returns a small Report; probes (`evaluate`, `predict`, `filters`) read
+//! the model without changing it. On the GPU, a call's steps are encoded and submitted
+//! together and only the Report's few floats are read back, asynchronously.
+
+use serde::{Deserialize, Serialize};
+
+use crate::autograd::Tape;
+use crate::backend::{select, Backend, BackendChoice, Device};
+use crate::data::mnist::Sampler;
+use crate::data::{Mnist, Rng};
+use crate::error::{Error, Result};
+use crate::nn::{Model, Optimizer, OptimizerKind, ParamStore};
+use crate::spec::ModelSpec;
+use crate::tensor::Shape;
+
+/// Hyperparameters and run settings. Every field is optional in JSON; unknown fields are
+/// refused. Rates, batch size and optimizer apply from the next step; seed and backend
+/// need a rebuild.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    pub batch: usize,
+    pub lr: f32,
+    pub optimizer: OptimizerKind,
+    pub momentum: f32,
+    pub seed: u64,
+    pub backend: BackendChoice,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig { batch: 64, lr: 0.001, optimizer: OptimizerKind::Adam, momentum: 0.9, seed: 1, backend: BackendChoice::Auto }
+    }
+}
+
+pub const MAX_BATCH: usize = 1024;
+
+impl TrainConfig {
+    pub fn from_json(text: &str) -> Result<TrainConfig> {
+        let c: TrainConfig = serde_json::from_str(text).map_err(|e| Error::Parse { what: "train config", message: e.to_string() })?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.batch == 0 || self.batch > MAX_BATCH {
+            return Err(Error::Config { field: "batch", problem: format!("must be between 1 and {MAX_BATCH}, got {}", self.batch) });
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 10.0) {
+            return Err(Error::Config { field: "lr", problem: format!("must be in (0, 10], got {}", self.lr) });
+        }
+        if !(self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum)) {
+            return Err(Error::Config { field: "momentum", problem: format!("must be in [0, 1), got {}", self.momentum) });
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Idle,
+    Running,
+    Paused,
+    Diverged,
+}
+
+/// What one `step(n)` call reports: means over its n mini-batches.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Report {
+    pub step: u64,
+    pub loss: f32,
+    pub accuracy: f32,
+    pub phase: Phase,
+    pub diverged_at: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Evaluation {
+    pub val_loss: f32,
+    pub val_accuracy: f32,
+    pub examples: usize,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Predictions {
+    /// Global indices into the MNIST asset.
+    pub indices: Vec<u32>,
+    pub labels: Vec<u32>,
+    pub preds: Vec<u32>,
+    pub confidence: Vec<f32>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Filters {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+pub struct Trainer {
+    device: Device,
+    backend_reason: String,
+    spec: ModelSpec,
+    model: Model,
+    params: ParamStore,
+    optimizer: Optimizer,
+    config: TrainConfig,
+    data: Mnist,
+    sampler: Sampler,
+    step: u64,
+    phase: Phase,
+    diverged_at: Option<u64>,
+}
+
+/// Examples per forward pass while evaluating (bounds memory).
+const EVAL_CHUNK: usize = 100;
+
+impl Trainer {
+    /// Validates everything, picks the backend, builds and initialises the model.
+    pub async fn new(spec: ModelSpec, config: TrainConfig, data: Mnist) -> Result<Trainer> {
+        config.validate()?;
+        spec.validate()?;
+        if spec.input != [1, data.rows, data.cols] || spec.classes != 10 {
+            return Err(Error::Spec {
+                index: 0,
+                kind: "input".into(),
+                problem: format!(
+                    "MNIST needs input [1, {}, {}] and 10 classes; the spec has input {:?} and {} classes",
+                    data.rows, data.cols, spec.input, spec.classes
+                ),
+                input_shape: None,
+            });
+        }
+        let selected = select(config.backend).await;
+        Self::with_device(spec, config, data, selected.device, selected.reason)
+    }
+
+    /// Same as `new` with a device chosen by the caller (tests inject one).
+    pub fn with_device(spec: ModelSpec, config: TrainConfig, data: Mnist, device: Device, backend_reason: String) -> Result<Trainer> {
+        config.validate()?;
+        let mut rng = Rng::new(config.seed);
+        let (model, params) = Model::build(&spec, device.backend(), &mut rng)?;
+        let sampler = Sampler::new(&data.train, config.seed.wrapping_add(1));
+        Ok(Trainer {
+            device,
+            backend_reason,
+            spec,
+            model,
+            params,
+            optimizer: Optimizer::new(config.optimizer),
+            config,
+            data,
+            sampler,
+            step: 0,
+            phase: Phase::Idle,
+            diverged_at: None,
+        })
+    }
+
+    pub fn backend(&self) -> &dyn Backend {
+        self.device.backend()
+    }
+    pub fn backend_name(&self) -> &'static str {
+        self.backend().name()
+    }
+    pub fn backend_reason(&self) -> &str {
+        &self.backend_reason
+    }
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+    pub fn params(&self) -> &ParamStore {
+        &self.params
+    }
+    pub fn data(&self) -> &Mnist {
+        &self.data
+    }
+    pub fn steps_done(&self) -> u64 {
+        self.step
+    }
+    pub fn pause(&mut self) {
+        if self.phase == Phase::Running {
+            self.phase = Phase::Paused;
+        }
+    }
+
+    /// Applies rates, batch size and optimizer from the next step without a reset. Seed and
+    /// backend changes need a new Trainer and are refused here.
+    pub fn set_config(&mut self, config: TrainConfig) -> Result<()> {
+        config.validate()?;
+        if config.seed != self.config.seed {
+            return Err(Error::Config { field: "seed", problem: "changes need a reset (a new run)".into() });
+        }
+        if config.backend != self.config.backend {
+            return Err(Error::Config { field: "backend", problem: "changes need a reset (a new run)".into() });
+        }
+        self.optimizer.set_kind(config.optimizer);
+        self.config = config;
+        Ok(())
+    }
+
+    /// Runs `n` mini-batches; returns their mean loss and accuracy. After a non-finite loss
+    /// the run is marked diverged and further calls train no more.
+    pub async fn step(&mut self, n: usize) -> Result<Report> {
+        if self.phase == Phase::Diverged || n == 0 {
+            return Ok(self.report(f32::NAN, f32::NAN));
+        }
+        let be = self.device.backend();
+        let mut loss_sum = be.zeros(Shape::new(&[1]))?;
+        let mut correct_sum = be.zeros(Shape::new(&[1]))?;
+        let mut seen = 0usize;
+        for _ in 0..n {
+            let idx = self.sampler.next_batch(self.config.batch);
+            let batch = self.data.batch(&idx);
+            let x = be.upload(Shape::new(&[batch.n, 1, self.data.rows, self.data.cols]), &batch.images)?;
+            let y = be.upload_indices(Shape::new(&[batch.n]), &batch.labels)?;
+            let grads = {
+                let mut tape = Tape::new(be, &self.params);
+                let xv = tape.input(x);
+                let logits = self.model.forward(&mut tape, xv)?;
+                let out = tape.cross_entropy(logits, &y)?;
+                be.add_assign(&mut loss_sum, tape.value(out.loss))?;
+                be.add_assign(&mut correct_sum, &out.correct)?;
+                tape.backward(out.loss)?
+            };
+            self.optimizer.step(be, &mut self.params, grads, self.config.lr, self.config.momentum)?;
+            self.step += 1;
+            seen += batch.n;
+        }
+        be.flush()?;
+        let loss = be.read(&loss_sum).await?.first().copied().unwrap_or(f32::NAN) / n as f32;
+        let correct = be.read(&correct_sum).await?.first().copied().unwrap_or(0.0);
+        if !loss.is_finite() {
+            self.phase = Phase::Diverged;
+            self.diverged_at = Some(self.step);
+        } else {
+            self.phase = Phase::Running;
+        }
+        Ok(self.report(loss, correct / seen.max(1) as f32))
+    }
+
+    fn report(&self, loss: f32, accuracy: f32) -> Report {
+        Report { step: self.step, loss, accuracy, phase: self.phase, diverged_at: self.diverged_at }
+    }
+
+    /// Forward pass over examples, in chunks; returns (summed loss, correct count, logits).
+    async fn forward_examples(&self, examples: &[u32], keep_logits: bool) -> Result<(f32, f32, Vec<f32>)> {
+        let be = self.device.backend();
+        let (mut loss, mut correct, mut logits) = (0.0f32, 0.0f32, Vec::new());
+        for chunk in examples.chunks(EVAL_CHUNK) {
+            let batch = self.data.batch(chunk);
+            let x = be.upload(Shape::new(&[batch.n, 1, self.data.rows, self.data.cols]), &batch.images)?;
+            let y = be.upload_indices(Shape::new(&[batch.n]), &batch.labels)?;
+            let mut tape = Tape::new(be, &self.params);
+            let xv = tape.input(x);
+            let z = self.model.forward(&mut tape, xv)?;
+            let out = tape.cross_entropy(z, &y)?;
+            be.flush()?;
+            loss += be.read(tape.value(out.loss)).await?.first().copied().unwrap_or(f32::NAN) * batch.n as f32;
+            correct += be.read(&out.correct).await?.first().copied().unwrap_or(0.0);
+            if keep_logits {
+                logits.extend(be.read(tape.value(z)).await?);
+            }
+        }
+        Ok((loss, correct, logits))
+    }
+
+    /// Loss and accuracy on the first `max` validation examples (all when `max` is 0).
+    pub async fn evaluate(&self, max: usize) -> Result<Evaluation> {
+        self.evaluate_examples(&self.data.val, max).await
+    }
+
+    /// The same on the training split (what the CLI reports as final train metrics).
+    pub async fn evaluate_train(&self, max: usize) -> Result<Evaluation> {
+        self.evaluate_examples(&self.data.train, max).await
+    }
+
+    async fn evaluate_examples(&self, examples: &[u32], max: usize) -> Result<Evaluation> {
+        let n = if max == 0 { examples.len() } else { max.min(examples.len()) };
+        let (loss, correct, _) = self.forward_examples(&examples[..n], false).await?;
+        Ok(Evaluation { val_loss: loss / n.max(1) as f32, val_accuracy: correct / n.max(1) as f32, examples: n })
+    }
+
+    /// Predicted class and confidence for `k` validation examples spread over the split.
+    pub async fn predict(&self, k: usize) -> Result<Predictions> {
+        let val = &self.data.val;
+        let k = k.min(val.len());
+        let stride = (val.len() / k.max(1)).max(1);
+        let indices: Vec<u32> = (0..k).map(|i| val[i * stride]).collect();
+        let (_, _, logits) = self.forward_examples(&indices, true).await?;
+        let classes = self.model.classes;
+        let mut preds = Vec::with_capacity(k);
+        let mut confidence = Vec::with_capacity(k);
+        for row in logits.chunks(classes) {
+            let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
+            let arg = row.iter().position(|&v| v == max).unwrap_or(0);
+            preds.push(arg as u32);
+            confidence.push(1.0 / sum);
+        }
+        let labels = indices.iter().map(|&i| self.data.labels[i as usize] as u32).collect();
+        Ok(Predictions { indices, labels, preds, confidence })
+    }
+
+    /// The first convolution's kernels, (O, C, K, K).
+    pub async fn filters(&self) -> Result<Filters> {
+        let Some(id) = self.model.first_conv_weight() else {
+            return Ok(Filters { shape: vec![], data: vec![] });
+        };
+        let w = &self.params.params[id].value;
+        self.backend().flush()?;
+        Ok(Filters { shape: w.dims().to_vec(), data: self.backend().read(w).await? })
+    }
+}

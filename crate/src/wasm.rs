@@ -1,0 +1,130 @@
+//! The wasm edge: the only file with `#[wasm_bindgen]`. JavaScript gets an opaque
+//! `Playground` handle; small results cross as JSON strings and errors as `Error`s whose
+//! message names the problem.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::Promise;
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use crate::data::Mnist;
+use crate::error::Error;
+use crate::spec::ModelSpec;
+use crate::trainer::{TrainConfig, Trainer};
+
+fn js(e: Error) -> JsValue {
+    JsError::new(&e.to_string()).into()
+}
+
+fn json<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
+    serde_json::to_string(v)
+        .map(|s| JsValue::from_str(&s))
+        .map_err(|e| JsError::new(&format!("serialising a result: {e}")).into())
+}
+
+fn busy() -> JsValue {
+    JsError::new("the playground is busy with another call; await it first").into()
+}
+
+#[wasm_bindgen]
+pub struct Playground {
+    inner: Rc<RefCell<Trainer>>,
+}
+
+#[derive(Serialize)]
+struct StepOut<'a> {
+    #[serde(flatten)]
+    report: &'a crate::trainer::Report,
+    ms_per_step: f64,
+}
+
+#[wasm_bindgen]
+impl Playground {
+    /// Resolves to a Playground, or rejects with an Error naming what is wrong with the
+    /// spec, the config or the data.
+    pub fn create(spec_json: String, config_json: String, mnist: Vec<u8>) -> Promise {
+        future_to_promise(async move {
+            let spec = ModelSpec::from_json(&spec_json).map_err(js)?;
+            let config = TrainConfig::from_json(&config_json).map_err(js)?;
+            let data = Mnist::parse(&mnist).map_err(js)?;
+            let trainer = Trainer::new(spec, config, data).await.map_err(js)?;
+            Ok(Playground { inner: Rc::new(RefCell::new(trainer)) }.into())
+        })
+    }
+
+    /// {"backend": "cpu" | "webgpu", "reason": "..."}
+    pub fn backend(&self) -> Result<String, JsValue> {
+        let t = self.inner.try_borrow().map_err(|_| busy())?;
+        Ok(serde_json::json!({ "backend": t.backend_name(), "reason": t.backend_reason() }).to_string())
+    }
+
+    /// {"params": n, "flops": n, "shapes": [[in, out], ...]} of the current model.
+    pub fn summary(&self) -> Result<String, JsValue> {
+        let t = self.inner.try_borrow().map_err(|_| busy())?;
+        let plan = t.spec().validate().map_err(js)?;
+        Ok(serde_json::json!({ "params": plan.params, "flops": plan.flops, "shapes": plan.shapes }).to_string())
+    }
+
+    /// Trains `n` mini-batches; resolves to the Report as JSON plus `ms_per_step`.
+    pub fn step(&self, n: u32) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let mut t = inner.try_borrow_mut().map_err(|_| busy())?;
+            let t0 = js_sys::Date::now();
+            let report = t.step(n as usize).await.map_err(js)?;
+            let ms = (js_sys::Date::now() - t0) / n.max(1) as f64;
+            json(&StepOut { report: &report, ms_per_step: ms })
+        })
+    }
+
+    /// Applies lr / batch / optimizer / momentum from the next step. Throws on bad values.
+    pub fn set_config(&self, config_json: &str) -> Result<(), JsValue> {
+        let config = TrainConfig::from_json(config_json).map_err(js)?;
+        let mut t = self.inner.try_borrow_mut().map_err(|_| busy())?;
+        t.set_config(config).map_err(js)
+    }
+
+    pub fn pause(&self) -> Result<(), JsValue> {
+        self.inner.try_borrow_mut().map_err(|_| busy())?.pause();
+        Ok(())
+    }
+
+    /// Validation loss and accuracy on the first `max` examples (0 = all).
+    pub fn evaluate(&self, max: u32) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let t = inner.try_borrow().map_err(|_| busy())?;
+            json(&t.evaluate(max as usize).await.map_err(js)?)
+        })
+    }
+
+    /// The first conv layer's kernels: {"shape": [O,C,K,K], "data": [...]}.
+    pub fn filters(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let t = inner.try_borrow().map_err(|_| busy())?;
+            json(&t.filters().await.map_err(js)?)
+        })
+    }
+
+    /// Predictions for `k` validation digits: indices into the asset, labels, preds, confidence.
+    pub fn predict(&self, k: u32) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let t = inner.try_borrow().map_err(|_| busy())?;
+            json(&t.predict(k as usize).await.map_err(js)?)
+        })
+    }
+}
+
+/// Validates a spec without building it: "" when valid, else the error message.
+#[wasm_bindgen]
+pub fn validate_spec(spec_json: &str) -> String {
+    match ModelSpec::from_json(spec_json) {
+        Ok(_) => String::new(),
+        Err(e) => e.to_string(),
+    }
+}

@@ -1,0 +1,191 @@
+//! Finite-difference checks of every op's backward, and of the whole tape on a small model,
+//! on the CPU backend and (when an adapter exists, e.g. lavapipe) on the GPU backend.
+//!
+//! For an op y = f(x) and a random probe r, L(x) = <f(x), r>; backward with dy = r gives
+//! dL/dx, compared with central differences (L(x+h·e) - L(x-h·e)) / 2h at sampled elements.
+
+use cnn_playground::autograd::Tape;
+use cnn_playground::backend::cpu::CpuBackend;
+use cnn_playground::backend::gpu::GpuBackend;
+use cnn_playground::backend::{Backend, Conv2dParams, PoolParams};
+use cnn_playground::data::Rng;
+use cnn_playground::nn::{Model, ParamStore};
+use cnn_playground::spec::ModelSpec;
+use cnn_playground::tensor::{Indices, Shape, Tensor};
+
+const H: f32 = 1e-2;
+
+fn read(be: &dyn Backend, t: &Tensor) -> Vec<f32> {
+    be.flush().unwrap();
+    pollster::block_on(be.read(t)).unwrap()
+}
+
+fn rand(rng: &mut Rng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect()
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
+}
+
+/// Compares `analytic` (the gradient w.r.t. `x`) with central differences of
+/// L(x) = <forward(x), r> at up to 12 sampled elements.
+fn check(name: &str, be: &dyn Backend, x: &[f32], analytic: &[f32], forward: &dyn Fn(&[f32]) -> Vec<f32>, r: &[f32], tol: f64) {
+    assert_eq!(x.len(), analytic.len(), "{name}: gradient has the wrong size");
+    let mut rng = Rng::new(99);
+    for _ in 0..12.min(x.len()) {
+        let i = rng.below(x.len());
+        let (mut xp, mut xm) = (x.to_vec(), x.to_vec());
+        xp[i] += H;
+        xm[i] -= H;
+        let numeric = (dot(&forward(&xp), r) - dot(&forward(&xm), r)) / (2.0 * H as f64);
+        let a = analytic[i] as f64;
+        assert!(
+            (numeric - a).abs() <= tol * numeric.abs().max(1.0),
+            "{} {name}: element {i}: analytic {a} vs numeric {numeric}",
+            be.name()
+        );
+    }
+}
+
+fn up(be: &dyn Backend, dims: &[usize], data: &[f32]) -> Tensor {
+    be.upload(Shape::new(dims), data).unwrap()
+}
+
+fn ops_match_finite_differences(be: &dyn Backend) {
+    let mut rng = Rng::new(1);
+    // conv2d: x (2,3,6,5), w (4,3,3,3), stride 2, padding 1 and stride 1, padding 0
+    for p in [Conv2dParams { stride: 2, padding: 1 }, Conv2dParams { stride: 1, padding: 0 }] {
+        let (xs, ws) = ([2, 3, 6, 5], [4, 3, 3, 3]);
+        let (x, w, b) = (rand(&mut rng, 180), rand(&mut rng, 108), rand(&mut rng, 4));
+        let conv = |xv: &[f32], wv: &[f32], bv: &[f32]| read(be, &be.conv2d(&up(be, &xs, xv), &up(be, &ws, wv), &up(be, &[4], bv), p).unwrap());
+        let y = be.conv2d(&up(be, &xs, &x), &up(be, &ws, &w), &up(be, &[4], &b), p).unwrap();
+        let r = rand(&mut rng, y.numel());
+        let dy = up(be, y.dims(), &r);
+        let dx = read(be, &be.conv2d_backward_input(&dy, &up(be, &ws, &w), &Shape::new(&xs), p).unwrap());
+        let (dw, db) = be.conv2d_backward_weight(&dy, &up(be, &xs, &x), &Shape::new(&ws), p).unwrap();
+        check("conv2d dx", be, &x, &dx, &|v| conv(v, &w, &b), &r, 1e-2);
+        check("conv2d dw", be, &w, &read(be, &dw), &|v| conv(&x, v, &b), &r, 1e-2);
+        check("conv2d db", be, &b, &read(be, &db), &|v| conv(&x, &w, v), &r, 1e-2);
+    }
+    // linear: x (5,7), w (3,7), b (3)
+    {
+        let (x, w, b) = (rand(&mut rng, 35), rand(&mut rng, 21), rand(&mut rng, 3));
+        let lin = |xv: &[f32], wv: &[f32], bv: &[f32]| read(be, &be.linear(&up(be, &[5, 7], xv), &up(be, &[3, 7], wv), &up(be, &[3], bv)).unwrap());
+        let r = rand(&mut rng, 15);
+        let (dx, dw, db) = be.linear_backward(&up(be, &[5, 3], &r), &up(be, &[5, 7], &x), &up(be, &[3, 7], &w)).unwrap();
+        check("linear dx", be, &x, &read(be, &dx), &|v| lin(v, &w, &b), &r, 1e-2);
+        check("linear dw", be, &w, &read(be, &dw), &|v| lin(&x, v, &b), &r, 1e-2);
+        check("linear db", be, &b, &read(be, &db), &|v| lin(&x, &w, v), &r, 1e-2);
+    }
+    // relu: keep inputs away from the kink at 0
+    {
+        let x: Vec<f32> = rand(&mut rng, 40).into_iter().map(|v| if v.abs() < 0.05 { 0.5 } else { v }).collect();
+        let r = rand(&mut rng, 40);
+        let y = be.relu(&up(be, &[40], &x)).unwrap();
+        let dx = read(be, &be.relu_backward(&up(be, &[40], &r), &y).unwrap());
+        check("relu", be, &x, &dx, &|v| read(be, &be.relu(&up(be, &[40], v)).unwrap()), &r, 1e-2);
+    }
+    // pools: x (2,2,6,6), window 2 stride 2 and window 3 stride 2 (overlapping)
+    for p in [PoolParams { kernel: 2, stride: 2 }, PoolParams { kernel: 3, stride: 2 }] {
+        // distinct values spaced well beyond 2h, so no window has a near tie
+        let mut x: Vec<f32> = (0..144).map(|i| i as f32 * 0.05).collect();
+        rng.shuffle(&mut x);
+        let xs = [2, 2, 6, 6];
+        let (y, idx) = be.max_pool2d(&up(be, &xs, &x), p).unwrap();
+        let r = rand(&mut rng, y.numel());
+        let dx = read(be, &be.max_pool2d_backward(&up(be, y.dims(), &r), &idx, &Shape::new(&xs)).unwrap());
+        check("max_pool2d", be, &x, &dx, &|v| read(be, &be.max_pool2d(&up(be, &xs, v), p).unwrap().0), &r, 1e-2);
+        let ya = be.avg_pool2d(&up(be, &xs, &x), p).unwrap();
+        let dxa = read(be, &be.avg_pool2d_backward(&up(be, ya.dims(), &r), &Shape::new(&xs), p).unwrap());
+        check("avg_pool2d", be, &x, &dxa, &|v| read(be, &be.avg_pool2d(&up(be, &xs, v), p).unwrap()), &r, 1e-2);
+    }
+    // softmax cross-entropy: dL/dz of the mean loss (r = 1 on the scalar)
+    {
+        let z = rand(&mut rng, 4 * 5).into_iter().map(|v| 3.0 * v).collect::<Vec<_>>();
+        let labels: Indices = be.upload_indices(Shape::new(&[4]), &[0, 3, 4, 1]).unwrap();
+        let ce = be.softmax_cross_entropy(&up(be, &[4, 5], &z), &labels).unwrap();
+        let loss = |v: &[f32]| read(be, &be.softmax_cross_entropy(&up(be, &[4, 5], v), &labels).unwrap().loss);
+        check("softmax_cross_entropy", be, &z, &read(be, &ce.dlogits), &loss, &[1.0], 1e-2);
+    }
+}
+
+/// End to end through the tape: d(loss)/d(param) of a small conv net by backward, against
+/// central differences of the whole forward pass.
+fn tape_matches_finite_differences(be: &dyn Backend) {
+    let spec = ModelSpec::from_json(
+        r#"{"input":[2,8,8],"classes":3,"layers":[
+            {"type":"conv2d","out":3,"kernel":3,"padding":1},{"type":"relu"},{"type":"max_pool","size":2},
+            {"type":"conv2d","out":4,"kernel":3,"stride":2,"padding":1},{"type":"relu"},{"type":"avg_pool","size":2},
+            {"type":"flatten"},{"type":"linear","out":3}]}"#,
+    )
+    .unwrap();
+    let mut rng = Rng::new(3);
+    let (model, mut params) = Model::build(&spec, be, &mut rng).unwrap();
+    let x = rand(&mut rng, 4 * 2 * 8 * 8);
+    let labels = [0u32, 2, 1, 2];
+    let loss_and_grads = |params: &ParamStore, want_grads: bool| {
+        let y = be.upload_indices(Shape::new(&[4]), &labels).unwrap();
+        let mut tape = Tape::new(be, params);
+        let xv = tape.input(up(be, &[4, 2, 8, 8], &x));
+        let z = model.forward(&mut tape, xv).unwrap();
+        let out = tape.cross_entropy(z, &y).unwrap();
+        let loss = read(be, tape.value(out.loss))[0] as f64;
+        let grads = if want_grads { Some(tape.backward(out.loss).unwrap()) } else { None };
+        (loss, grads)
+    };
+    let (_, grads) = loss_and_grads(&params, true);
+    let grads: Vec<Vec<f32>> = grads.unwrap().iter().map(|g| read(be, g.as_ref().expect("every parameter gets a gradient"))).collect();
+    for (pi, g) in grads.iter().enumerate() {
+        let base = read(be, &params.params[pi].value);
+        for i in (0..base.len()).step_by((base.len() / 4).max(1)) {
+            let mut bump = |delta: f32| {
+                let mut v = base.clone();
+                v[i] += delta;
+                params.params[pi].value = up(be, &params.params[pi].value.dims().to_vec(), &v);
+                loss_and_grads(&params, false).0
+            };
+            // A smaller step than the per-op checks: a bias moves a whole channel, and a step
+            // of 1e-2 can carry some ReLU or max-pool switches across their kinks.
+            let h = 1e-3;
+            let numeric = (bump(h) - bump(-h)) / (2.0 * h as f64);
+            params.params[pi].value = up(be, &params.params[pi].value.dims().to_vec(), &base);
+            let a = g[i] as f64;
+            assert!((numeric - a).abs() <= 2e-2 * numeric.abs().max(0.1), "{} param {} [{i}]: analytic {a} vs numeric {numeric}", be.name(), params.params[pi].name);
+        }
+    }
+}
+
+fn gpu() -> Option<GpuBackend> {
+    match pollster::block_on(GpuBackend::request()) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            println!("GPU: skipped, no adapter: {e}");
+            None
+        }
+    }
+}
+
+#[test]
+fn cpu_ops_match_finite_differences() {
+    ops_match_finite_differences(&CpuBackend::new());
+}
+
+#[test]
+fn cpu_tape_matches_finite_differences() {
+    tape_matches_finite_differences(&CpuBackend::new());
+}
+
+#[test]
+fn gpu_ops_match_finite_differences() {
+    if let Some(g) = gpu() {
+        ops_match_finite_differences(&g);
+    }
+}
+
+#[test]
+fn gpu_tape_matches_finite_differences() {
+    if let Some(g) = gpu() {
+        tape_matches_finite_differences(&g);
+    }
+}
