@@ -182,6 +182,20 @@ impl Trainer {
     pub fn steps_done(&self) -> u64 {
         self.step
     }
+    /// Replaces one parameter's values (by its PyTorch-style name, e.g. "0.weight"); the
+    /// length must match. Optimizer state is kept.
+    pub fn load_param(&mut self, name: &str, data: &[f32]) -> Result<()> {
+        let Some(p) = self.params.params.iter_mut().find(|p| p.name == name) else {
+            let names: Vec<&str> = self.params.params.iter().map(|p| p.name.as_str()).collect();
+            return Err(Error::Config { field: "param", problem: format!("no parameter named {name:?}; the model has {names:?}") });
+        };
+        if data.len() != p.value.numel() {
+            return Err(crate::error::shape_err("load_param", format!("{name} needs {} values, got {}", p.value.numel(), data.len()), &[p.value.dims()]));
+        }
+        p.value = self.device.backend().upload(p.value.shape.clone(), data)?;
+        Ok(())
+    }
+
     pub fn pause(&mut self) {
         if self.phase == Phase::Running {
             self.phase = Phase::Paused;

@@ -3,6 +3,7 @@
 //!
 //! For an op y = f(x) and a random probe r, L(x) = <f(x), r>; backward with dy = r gives
 //! dL/dx, compared with central differences (L(x+h·e) - L(x-h·e)) / 2h at sampled elements.
+#![cfg(not(target_arch = "wasm32"))]
 
 use cnn_playground::autograd::Tape;
 use cnn_playground::backend::cpu::CpuBackend;

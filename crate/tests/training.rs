@@ -1,0 +1,109 @@
+//! Training behaviour natively: seeded runs match across backends, the loss falls, settings
+//! change mid-run without a reset, divergence is reported, bad settings are refused.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use cnn_playground::backend::cpu::CpuBackend;
+use cnn_playground::backend::gpu::GpuBackend;
+use cnn_playground::backend::Device;
+use cnn_playground::nn::OptimizerKind;
+use cnn_playground::trainer::Phase;
+use cnn_playground::{BackendChoice, ModelSpec, TrainConfig, Trainer};
+use common::{bars, TINY};
+
+fn cpu_trainer(config: TrainConfig) -> Trainer {
+    let spec = ModelSpec::from_json(TINY).unwrap();
+    Trainer::with_device(spec, config, bars(200), Device::Cpu(CpuBackend::new()), "test".into()).unwrap()
+}
+
+fn cfg(batch: usize, lr: f32, optimizer: OptimizerKind) -> TrainConfig {
+    TrainConfig { batch, lr, optimizer, ..TrainConfig::default() }
+}
+
+#[test]
+fn cpu_training_lowers_the_loss_with_both_optimizers() {
+    for (opt, lr) in [(OptimizerKind::Adam, 0.01), (OptimizerKind::Sgd, 0.05)] {
+        let mut t = cpu_trainer(cfg(16, lr, opt));
+        let first = pollster::block_on(t.step(5)).unwrap().loss;
+        let last = pollster::block_on(t.step(60)).unwrap();
+        assert!(last.loss < 0.5 * first, "{opt:?}: loss went from {first} to {}", last.loss);
+        assert_eq!(last.step, 65);
+        assert_eq!(last.phase, Phase::Running);
+        let eval = pollster::block_on(t.evaluate(0)).unwrap();
+        assert_eq!(eval.examples, 20);
+        assert!(eval.val_accuracy > 0.5, "{opt:?}: validation accuracy {}", eval.val_accuracy);
+    }
+}
+
+#[test]
+fn same_seed_same_run_other_seed_other_run() {
+    let run = |seed| {
+        let mut t = cpu_trainer(TrainConfig { seed, ..cfg(8, 0.01, OptimizerKind::Adam) });
+        pollster::block_on(t.step(3)).unwrap().loss
+    };
+    assert_eq!(run(4), run(4));
+    assert_ne!(run(4), run(5));
+}
+
+#[test]
+fn settings_change_mid_run_without_reset_and_bad_ones_are_refused() {
+    let mut t = cpu_trainer(cfg(8, 0.01, OptimizerKind::Adam));
+    pollster::block_on(t.step(3)).unwrap();
+    t.set_config(cfg(32, 0.05, OptimizerKind::Sgd)).unwrap();
+    let r = pollster::block_on(t.step(2)).unwrap();
+    assert_eq!(r.step, 5, "the run goes on from where it was");
+    assert_eq!(t.config().batch, 32);
+    let e = t.set_config(TrainConfig { seed: 99, ..cfg(8, 0.01, OptimizerKind::Adam) }).unwrap_err().to_string();
+    assert!(e.contains("seed") && e.contains("reset"), "{e}");
+    let e = t.set_config(TrainConfig { backend: BackendChoice::Webgpu, ..cfg(8, 0.01, OptimizerKind::Adam) }).unwrap_err().to_string();
+    assert!(e.contains("backend"), "{e}");
+    for (json, want) in [
+        (r#"{"batch":0}"#, "config: batch must be between 1 and"),
+        (r#"{"lr":-1}"#, "config: lr must be in"),
+        (r#"{"momentum":1.5}"#, "config: momentum"),
+        (r#"{"optimizer":"rmsprop"}"#, "invalid train config"),
+        (r#"{"lrate":0.1}"#, "unknown field `lrate`"),
+        (r#"{"backend":"tpu"}"#, "invalid train config"),
+    ] {
+        let e = TrainConfig::from_json(json).unwrap_err().to_string();
+        assert!(e.contains(want), "{json}: {e}");
+    }
+}
+
+#[test]
+fn a_non_finite_loss_is_reported_as_divergence_and_training_stops() {
+    let mut t = cpu_trainer(cfg(16, 0.01, OptimizerKind::Adam));
+    pollster::block_on(t.step(2)).unwrap();
+    // Weights at the edge of f32 overflow the logits: the loss becomes inf or NaN.
+    t.load_param("0.weight", &[3e38; 36]).unwrap();
+    let r = pollster::block_on(t.step(3)).unwrap();
+    assert_eq!(r.phase, Phase::Diverged);
+    assert_eq!(r.diverged_at, Some(5));
+    let again = pollster::block_on(t.step(5)).unwrap();
+    assert_eq!(again.step, 5, "a diverged run trains no further until it is reset");
+    let e = t.load_param("0.weight", &[0.0; 3]).unwrap_err().to_string();
+    assert!(e.contains("needs 36 values, got 3"), "{e}");
+    let e = t.load_param("9.weight", &[0.0; 3]).unwrap_err().to_string();
+    assert!(e.contains("no parameter named"), "{e}");
+}
+
+#[test]
+fn gpu_training_matches_cpu_losses() {
+    let gpu = match pollster::block_on(GpuBackend::request()) {
+        Ok(g) => g,
+        Err(e) => {
+            println!("GPU: skipped, no adapter: {e}");
+            return;
+        }
+    };
+    let spec = ModelSpec::from_json(TINY).unwrap();
+    let config = cfg(8, 0.01, OptimizerKind::Adam);
+    let mut on_gpu = Trainer::with_device(spec.clone(), config.clone(), bars(100), Device::Gpu(gpu), "test".into()).unwrap();
+    let mut on_cpu = cpu_trainer(config);
+    for _ in 0..5 {
+        let (g, c) = (pollster::block_on(on_gpu.step(2)).unwrap(), pollster::block_on(on_cpu.step(2)).unwrap());
+        assert!((g.loss - c.loss).abs() <= 1e-3 * c.loss.abs().max(1.0), "step {}: gpu loss {} vs cpu {}", c.step, g.loss, c.loss);
+        assert!((g.accuracy - c.accuracy).abs() < 1e-6, "step {}: gpu accuracy {} vs cpu {}", c.step, g.accuracy, c.accuracy);
+    }
+}
