@@ -16,14 +16,36 @@ enum Op {
     Input,
     /// Parameter `id` of the store; its gradient is handed to the optimizer.
     Param(usize),
-    Conv2d { x: Var, w: Var, b: Var, p: Conv2dParams },
-    Linear { x: Var, w: Var, b: Var },
-    Relu { x: Var },
-    MaxPool { x: Var, idx: Indices },
-    AvgPool { x: Var, p: PoolParams },
-    Reshape { x: Var },
+    Conv2d {
+        x: Var,
+        w: Var,
+        b: Var,
+        p: Conv2dParams,
+    },
+    Linear {
+        x: Var,
+        w: Var,
+        b: Var,
+    },
+    Relu {
+        x: Var,
+    },
+    MaxPool {
+        x: Var,
+        idx: Indices,
+    },
+    AvgPool {
+        x: Var,
+        p: PoolParams,
+    },
+    Reshape {
+        x: Var,
+    },
     /// Mean softmax cross-entropy; the gradient w.r.t. the logits is computed in forward.
-    CrossEntropy { logits: Var, dlogits: Tensor },
+    CrossEntropy {
+        logits: Var,
+        dlogits: Tensor,
+    },
 }
 
 struct Node {
@@ -47,7 +69,11 @@ pub struct Tape<'a> {
 
 impl<'a> Tape<'a> {
     pub fn new(backend: &'a dyn Backend, params: &'a ParamStore) -> Self {
-        Tape { backend, params, nodes: Vec::new() }
+        Tape {
+            backend,
+            params,
+            nodes: Vec::new(),
+        }
     }
 
     pub fn backend(&self) -> &'a dyn Backend {
@@ -55,7 +81,11 @@ impl<'a> Tape<'a> {
     }
 
     fn push(&mut self, op: Op, value: Option<Tensor>, requires_grad: bool) -> Var {
-        self.nodes.push(Node { op, value, requires_grad });
+        self.nodes.push(Node {
+            op,
+            value,
+            requires_grad,
+        });
         Var(self.nodes.len() - 1)
     }
 
@@ -120,7 +150,11 @@ impl<'a> Tape<'a> {
     pub fn reshape(&mut self, x: Var, shape: Shape) -> Result<Var> {
         let src = self.value(x);
         if src.numel() != shape.numel() {
-            return Err(shape_err("reshape", "element counts differ", &[src.dims(), shape.dims()]));
+            return Err(shape_err(
+                "reshape",
+                "element counts differ",
+                &[src.dims(), shape.dims()],
+            ));
         }
         let mut y = self.backend.zeros(src.shape.clone())?;
         self.backend.add_assign(&mut y, src)?;
@@ -133,8 +167,18 @@ impl<'a> Tape<'a> {
     pub fn cross_entropy(&mut self, logits: Var, labels: &Indices) -> Result<LossOut> {
         let ce = self.backend.softmax_cross_entropy(self.value(logits), labels)?;
         let rg = self.needs(logits);
-        let loss = self.push(Op::CrossEntropy { logits, dlogits: ce.dlogits }, Some(ce.loss), rg);
-        Ok(LossOut { loss, correct: ce.correct })
+        let loss = self.push(
+            Op::CrossEntropy {
+                logits,
+                dlogits: ce.dlogits,
+            },
+            Some(ce.loss),
+            rg,
+        );
+        Ok(LossOut {
+            loss,
+            correct: ce.correct,
+        })
     }
 
     fn accumulate(&self, grads: &mut [Option<Tensor>], v: Var, g: Tensor) -> Result<()> {
@@ -197,7 +241,10 @@ impl<'a> Tape<'a> {
                 }
                 Op::Relu { x } => {
                     let Some(dy) = g else { continue };
-                    let y = node.value.as_ref().ok_or_else(|| shape_err("relu_backward", "missing forward output", &[]))?;
+                    let y = node
+                        .value
+                        .as_ref()
+                        .ok_or_else(|| shape_err("relu_backward", "missing forward output", &[]))?;
                     let dx = be.relu_backward(&dy, y)?;
                     self.accumulate(&mut grads, x, dx)?;
                 }

@@ -48,11 +48,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// Shorthand for shape errors: `shape_err("conv2d", "channels differ", &[&x, &w])`.
 pub fn shape_err(op: &'static str, problem: impl Into<String>, shapes: &[&[usize]]) -> Error {
-    let shapes = shapes
-        .iter()
-        .map(|s| format!("{s:?}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let shapes = shapes.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
     Error::Shape {
         op,
         problem: problem.into(),

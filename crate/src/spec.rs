@@ -113,7 +113,10 @@ pub struct Plan {
 
 impl ModelSpec {
     pub fn from_json(text: &str) -> Result<ModelSpec> {
-        let spec: ModelSpec = serde_json::from_str(text).map_err(|e| Error::Parse { what: "model spec", message: e.to_string() })?;
+        let spec: ModelSpec = serde_json::from_str(text).map_err(|e| Error::Parse {
+            what: "model spec",
+            message: e.to_string(),
+        })?;
         spec.validate()?;
         Ok(spec)
     }
@@ -124,7 +127,12 @@ impl ModelSpec {
 
     /// Infers every layer's shapes; refuses anything that cannot run.
     pub fn validate(&self) -> Result<Plan> {
-        let top = |problem: String| Error::Spec { index: 0, kind: "input".into(), problem, input_shape: None };
+        let top = |problem: String| Error::Spec {
+            index: 0,
+            kind: "input".into(),
+            problem,
+            input_shape: None,
+        };
         if self.input.contains(&0) {
             return Err(top(format!("input shape {:?} has a zero dimension", self.input)));
         }
@@ -135,27 +143,49 @@ impl ModelSpec {
             return Err(top("the model has no layers".into()));
         }
         let mut shape = self.input.to_vec();
-        let mut plan = Plan { shapes: Vec::new(), params: 0, flops: 0 };
+        let mut plan = Plan {
+            shapes: Vec::new(),
+            params: 0,
+            flops: 0,
+        };
         let mut activations = 0usize;
         for (index, layer) in self.layers.iter().enumerate() {
-            let err = |problem: String| Error::Spec { index, kind: layer.kind().into(), problem, input_shape: Some(shape.clone()) };
+            let err = |problem: String| Error::Spec {
+                index,
+                kind: layer.kind().into(),
+                problem,
+                input_shape: Some(shape.clone()),
+            };
             let out = match layer {
-                LayerSpec::Conv2d { out, kernel, stride, .. } => {
+                LayerSpec::Conv2d {
+                    out, kernel, stride, ..
+                } => {
                     let &[c, h, w] = shape.as_slice() else {
                         return Err(err("needs a (C,H,W) input; it cannot follow flatten or linear".into()));
                     };
                     if *out == 0 || *kernel == 0 || *stride == 0 {
-                        return Err(err(format!("out ({out}), kernel ({kernel}) and stride ({stride}) must be at least 1")));
+                        return Err(err(format!(
+                            "out ({out}), kernel ({kernel}) and stride ({stride}) must be at least 1"
+                        )));
                     }
-                    let pad = layer.padding_px().ok_or_else(|| err("padding must be a number of pixels, \"same\" or \"valid\"".into()))?;
-                    if matches!(layer, LayerSpec::Conv2d { padding: Padding::Named(s), .. } if s == "same") && (kernel % 2 == 0 || *stride != 1) {
-                        return Err(err(format!("\"same\" padding needs an odd kernel and stride 1 (kernel {kernel}, stride {stride})")));
+                    let pad = layer
+                        .padding_px()
+                        .ok_or_else(|| err("padding must be a number of pixels, \"same\" or \"valid\"".into()))?;
+                    if matches!(layer, LayerSpec::Conv2d { padding: Padding::Named(s), .. } if s == "same")
+                        && (kernel % 2 == 0 || *stride != 1)
+                    {
+                        return Err(err(format!(
+                            "\"same\" padding needs an odd kernel and stride 1 (kernel {kernel}, stride {stride})"
+                        )));
                     }
                     if pad >= *kernel {
                         return Err(err(format!("padding {pad} must be smaller than the kernel {kernel}")));
                     }
-                    let (Some(oh), Some(ow)) = (out_len(h, *kernel, *stride, pad), out_len(w, *kernel, *stride, pad)) else {
-                        return Err(err(format!("kernel {kernel} (padding {pad}) is larger than the {h}×{w} input")));
+                    let (Some(oh), Some(ow)) = (out_len(h, *kernel, *stride, pad), out_len(w, *kernel, *stride, pad))
+                    else {
+                        return Err(err(format!(
+                            "kernel {kernel} (padding {pad}) is larger than the {h}×{w} input"
+                        )));
                     };
                     plan.params += out * c * kernel * kernel + out;
                     plan.flops += 2 * out * oh * ow * c * kernel * kernel;
@@ -190,10 +220,15 @@ impl ModelSpec {
             };
             activations = activations.saturating_add(out.iter().product());
             if plan.params > MAX_PARAMS {
-                return Err(err(format!("the model needs {} parameters so far, over the budget of {MAX_PARAMS}", plan.params)));
+                return Err(err(format!(
+                    "the model needs {} parameters so far, over the budget of {MAX_PARAMS}",
+                    plan.params
+                )));
             }
             if activations > MAX_ACTIVATIONS {
-                return Err(err(format!("activations reach {activations} values per example, over the budget of {MAX_ACTIVATIONS}")));
+                return Err(err(format!(
+                    "activations reach {activations} values per example, over the budget of {MAX_ACTIVATIONS}"
+                )));
             }
             plan.shapes.push((shape.clone(), out.clone()));
             shape = out;
@@ -203,7 +238,10 @@ impl ModelSpec {
             return Err(Error::Spec {
                 index,
                 kind: self.layers[index].kind().into(),
-                problem: format!("the model must end in {} class scores, but outputs {:?}", self.classes, shape),
+                problem: format!(
+                    "the model must end in {} class scores, but outputs {:?}",
+                    self.classes, shape
+                ),
                 input_shape: plan.shapes.last().map(|s| s.0.clone()),
             });
         }
@@ -221,9 +259,11 @@ mod tests {
 
     #[test]
     fn standard_net_validates_with_shapes_and_counts() {
-        let s = spec(r#"[{"type":"conv2d","out":8,"kernel":5,"padding":"same"},{"type":"relu"},{"type":"max_pool"},
+        let s = spec(
+            r#"[{"type":"conv2d","out":8,"kernel":5,"padding":"same"},{"type":"relu"},{"type":"max_pool"},
             {"type":"conv2d","out":16,"kernel":5,"padding":"same"},{"type":"relu"},{"type":"max_pool"},
-            {"type":"flatten"},{"type":"linear","out":10}]"#)
+            {"type":"flatten"},{"type":"linear","out":10}]"#,
+        )
         .unwrap();
         let plan = s.validate().unwrap();
         assert_eq!(plan.shapes[5].1, vec![16, 7, 7]);
@@ -233,17 +273,44 @@ mod tests {
     #[test]
     fn every_error_names_the_layer_and_problem() {
         let cases = [
-            (r#"[{"type":"linear","out":10}]"#, "layer 0 (linear): needs a flat input"),
-            (r#"[{"type":"conv2d","out":4,"kernel":40}, {"type":"flatten"},{"type":"linear","out":10}]"#, "layer 0 (conv2d): kernel 40"),
-            (r#"[{"type":"conv2d","out":4,"kernel":4,"padding":"same"}]"#, "odd kernel"),
-            (r#"[{"type":"conv2d","out":4,"kernel":3,"padding":"wide"}]"#, "padding must be"),
+            (
+                r#"[{"type":"linear","out":10}]"#,
+                "layer 0 (linear): needs a flat input",
+            ),
+            (
+                r#"[{"type":"conv2d","out":4,"kernel":40}, {"type":"flatten"},{"type":"linear","out":10}]"#,
+                "layer 0 (conv2d): kernel 40",
+            ),
+            (
+                r#"[{"type":"conv2d","out":4,"kernel":4,"padding":"same"}]"#,
+                "odd kernel",
+            ),
+            (
+                r#"[{"type":"conv2d","out":4,"kernel":3,"padding":"wide"}]"#,
+                "padding must be",
+            ),
             (r#"[{"type":"conv2d","out":0,"kernel":3}]"#, "must be at least 1"),
-            (r#"[{"type":"flatten"},{"type":"max_pool"}]"#, "layer 1 (max_pool): needs a (C,H,W)"),
-            (r#"[{"type":"flatten"},{"type":"conv2d","out":2,"kernel":3}]"#, "layer 1 (conv2d): needs a (C,H,W)"),
+            (
+                r#"[{"type":"flatten"},{"type":"max_pool"}]"#,
+                "layer 1 (max_pool): needs a (C,H,W)",
+            ),
+            (
+                r#"[{"type":"flatten"},{"type":"conv2d","out":2,"kernel":3}]"#,
+                "layer 1 (conv2d): needs a (C,H,W)",
+            ),
             (r#"[{"type":"max_pool","size":30}]"#, "window 30"),
-            (r#"[{"type":"flatten"},{"type":"linear","out":7}]"#, "must end in 10 class scores"),
-            (r#"[{"type":"flatten"},{"type":"linear","out":100000},{"type":"linear","out":10}]"#, "over the budget"),
-            (r#"[{"type":"dense","out":3}]"#, "invalid model spec: unknown variant `dense`"),
+            (
+                r#"[{"type":"flatten"},{"type":"linear","out":7}]"#,
+                "must end in 10 class scores",
+            ),
+            (
+                r#"[{"type":"flatten"},{"type":"linear","out":100000},{"type":"linear","out":10}]"#,
+                "over the budget",
+            ),
+            (
+                r#"[{"type":"dense","out":3}]"#,
+                "invalid model spec: unknown variant `dense`",
+            ),
             (r#"[{"type":"relu","alpha":3}]"#, "unknown field `alpha`"),
             (r#"[]"#, "no layers"),
         ];
@@ -253,7 +320,9 @@ mod tests {
         }
         let e = ModelSpec::from_json("{not json").unwrap_err().to_string();
         assert!(e.starts_with("invalid model spec"), "{e}");
-        let e = ModelSpec::from_json(r#"{"input":[0,28,28],"classes":10,"layers":[{"type":"flatten"}]}"#).unwrap_err().to_string();
+        let e = ModelSpec::from_json(r#"{"input":[0,28,28],"classes":10,"layers":[{"type":"flatten"}]}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("zero dimension"), "{e}");
     }
 }

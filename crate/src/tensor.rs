@@ -77,10 +77,7 @@ impl Tensor {
                 &[self.dims(), shape.dims()],
             ));
         }
-        Ok(Tensor {
-            shape,
-            data: self.data,
-        })
+        Ok(Tensor { shape, data: self.data })
     }
     /// CPU elements, if this tensor lives on the CPU.
     pub fn cpu(&self) -> Option<&[f32]> {

@@ -30,7 +30,14 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig { batch: 64, lr: 0.001, optimizer: OptimizerKind::Adam, momentum: 0.9, seed: 1, backend: BackendChoice::Auto }
+        TrainConfig {
+            batch: 64,
+            lr: 0.001,
+            optimizer: OptimizerKind::Adam,
+            momentum: 0.9,
+            seed: 1,
+            backend: BackendChoice::Auto,
+        }
     }
 }
 
@@ -38,20 +45,32 @@ pub const MAX_BATCH: usize = 1024;
 
 impl TrainConfig {
     pub fn from_json(text: &str) -> Result<TrainConfig> {
-        let c: TrainConfig = serde_json::from_str(text).map_err(|e| Error::Parse { what: "train config", message: e.to_string() })?;
+        let c: TrainConfig = serde_json::from_str(text).map_err(|e| Error::Parse {
+            what: "train config",
+            message: e.to_string(),
+        })?;
         c.validate()?;
         Ok(c)
     }
 
     pub fn validate(&self) -> Result<()> {
         if self.batch == 0 || self.batch > MAX_BATCH {
-            return Err(Error::Config { field: "batch", problem: format!("must be between 1 and {MAX_BATCH}, got {}", self.batch) });
+            return Err(Error::Config {
+                field: "batch",
+                problem: format!("must be between 1 and {MAX_BATCH}, got {}", self.batch),
+            });
         }
         if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 10.0) {
-            return Err(Error::Config { field: "lr", problem: format!("must be in (0, 10], got {}", self.lr) });
+            return Err(Error::Config {
+                field: "lr",
+                problem: format!("must be in (0, 10], got {}", self.lr),
+            });
         }
         if !(self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum)) {
-            return Err(Error::Config { field: "momentum", problem: format!("must be in [0, 1), got {}", self.momentum) });
+            return Err(Error::Config {
+                field: "momentum",
+                problem: format!("must be in [0, 1), got {}", self.momentum),
+            });
         }
         Ok(())
     }
@@ -137,7 +156,13 @@ impl Trainer {
     }
 
     /// Same as `new` with a device chosen by the caller (tests inject one).
-    pub fn with_device(spec: ModelSpec, config: TrainConfig, data: Mnist, device: Device, backend_reason: String) -> Result<Trainer> {
+    pub fn with_device(
+        spec: ModelSpec,
+        config: TrainConfig,
+        data: Mnist,
+        device: Device,
+        backend_reason: String,
+    ) -> Result<Trainer> {
         config.validate()?;
         let mut rng = Rng::new(config.seed);
         let (model, params) = Model::build(&spec, device.backend(), &mut rng)?;
@@ -187,10 +212,17 @@ impl Trainer {
     pub fn load_param(&mut self, name: &str, data: &[f32]) -> Result<()> {
         let Some(p) = self.params.params.iter_mut().find(|p| p.name == name) else {
             let names: Vec<&str> = self.params.params.iter().map(|p| p.name.as_str()).collect();
-            return Err(Error::Config { field: "param", problem: format!("no parameter named {name:?}; the model has {names:?}") });
+            return Err(Error::Config {
+                field: "param",
+                problem: format!("no parameter named {name:?}; the model has {names:?}"),
+            });
         };
         if data.len() != p.value.numel() {
-            return Err(crate::error::shape_err("load_param", format!("{name} needs {} values, got {}", p.value.numel(), data.len()), &[p.value.dims()]));
+            return Err(crate::error::shape_err(
+                "load_param",
+                format!("{name} needs {} values, got {}", p.value.numel(), data.len()),
+                &[p.value.dims()],
+            ));
         }
         p.value = self.device.backend().upload(p.value.shape.clone(), data)?;
         Ok(())
@@ -207,10 +239,16 @@ impl Trainer {
     pub fn set_config(&mut self, config: TrainConfig) -> Result<()> {
         config.validate()?;
         if config.seed != self.config.seed {
-            return Err(Error::Config { field: "seed", problem: "changes need a reset (a new run)".into() });
+            return Err(Error::Config {
+                field: "seed",
+                problem: "changes need a reset (a new run)".into(),
+            });
         }
         if config.backend != self.config.backend {
-            return Err(Error::Config { field: "backend", problem: "changes need a reset (a new run)".into() });
+            return Err(Error::Config {
+                field: "backend",
+                problem: "changes need a reset (a new run)".into(),
+            });
         }
         self.optimizer.set_kind(config.optimizer);
         self.config = config;
@@ -241,7 +279,8 @@ impl Trainer {
                 be.add_assign(&mut correct_sum, &out.correct)?;
                 tape.backward(out.loss)?
             };
-            self.optimizer.step(be, &mut self.params, grads, self.config.lr, self.config.momentum)?;
+            self.optimizer
+                .step(be, &mut self.params, grads, self.config.lr, self.config.momentum)?;
             self.step += 1;
             seen += batch.n;
         }
@@ -258,7 +297,13 @@ impl Trainer {
     }
 
     fn report(&self, loss: f32, accuracy: f32) -> Report {
-        Report { step: self.step, loss, accuracy, phase: self.phase, diverged_at: self.diverged_at }
+        Report {
+            step: self.step,
+            loss,
+            accuracy,
+            phase: self.phase,
+            diverged_at: self.diverged_at,
+        }
     }
 
     /// Forward pass over examples, in chunks; returns (summed loss, correct count, logits).
@@ -274,7 +319,13 @@ impl Trainer {
             let z = self.model.forward(&mut tape, xv)?;
             let out = tape.cross_entropy(z, &y)?;
             be.flush()?;
-            loss += be.read(tape.value(out.loss)).await?.first().copied().unwrap_or(f32::NAN) * batch.n as f32;
+            loss += be
+                .read(tape.value(out.loss))
+                .await?
+                .first()
+                .copied()
+                .unwrap_or(f32::NAN)
+                * batch.n as f32;
             correct += be.read(&out.correct).await?.first().copied().unwrap_or(0.0);
             if keep_logits {
                 logits.extend(be.read(tape.value(z)).await?);
@@ -294,9 +345,17 @@ impl Trainer {
     }
 
     async fn evaluate_examples(&self, examples: &[u32], max: usize) -> Result<Evaluation> {
-        let n = if max == 0 { examples.len() } else { max.min(examples.len()) };
+        let n = if max == 0 {
+            examples.len()
+        } else {
+            max.min(examples.len())
+        };
         let (loss, correct, _) = self.forward_examples(&examples[..n], false).await?;
-        Ok(Evaluation { val_loss: loss / n.max(1) as f32, val_accuracy: correct / n.max(1) as f32, examples: n })
+        Ok(Evaluation {
+            val_loss: loss / n.max(1) as f32,
+            val_accuracy: correct / n.max(1) as f32,
+            examples: n,
+        })
     }
 
     /// Predicted class and confidence for `k` validation examples spread over the split.
@@ -317,16 +376,27 @@ impl Trainer {
             confidence.push(1.0 / sum);
         }
         let labels = indices.iter().map(|&i| self.data.labels[i as usize] as u32).collect();
-        Ok(Predictions { indices, labels, preds, confidence })
+        Ok(Predictions {
+            indices,
+            labels,
+            preds,
+            confidence,
+        })
     }
 
     /// The first convolution's kernels, (O, C, K, K).
     pub async fn filters(&self) -> Result<Filters> {
         let Some(id) = self.model.first_conv_weight() else {
-            return Ok(Filters { shape: vec![], data: vec![] });
+            return Ok(Filters {
+                shape: vec![],
+                data: vec![],
+            });
         };
         let w = &self.params.params[id].value;
         self.backend().flush()?;
-        Ok(Filters { shape: w.dims().to_vec(), data: self.backend().read(w).await? })
+        Ok(Filters {
+            shape: w.dims().to_vec(),
+            data: self.backend().read(w).await?,
+        })
     }
 }

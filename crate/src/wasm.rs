@@ -51,7 +51,10 @@ impl Playground {
             let config = TrainConfig::from_json(&config_json).map_err(js)?;
             let data = Mnist::parse(&mnist).map_err(js)?;
             let trainer = Trainer::new(spec, config, data).await.map_err(js)?;
-            Ok(Playground { inner: Rc::new(RefCell::new(trainer)) }.into())
+            Ok(Playground {
+                inner: Rc::new(RefCell::new(trainer)),
+            }
+            .into())
         })
     }
 
@@ -76,7 +79,10 @@ impl Playground {
             let t0 = js_sys::Date::now();
             let report = t.step(n as usize).await.map_err(js)?;
             let ms = (js_sys::Date::now() - t0) / n.max(1) as f64;
-            json(&StepOut { report: &report, ms_per_step: ms })
+            json(&StepOut {
+                report: &report,
+                ms_per_step: ms,
+            })
         })
     }
 

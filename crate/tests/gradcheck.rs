@@ -31,7 +31,15 @@ fn dot(a: &[f32], b: &[f32]) -> f64 {
 
 /// Compares `analytic` (the gradient w.r.t. `x`) with central differences of
 /// L(x) = <forward(x), r> at up to 12 sampled elements.
-fn check(name: &str, be: &dyn Backend, x: &[f32], analytic: &[f32], forward: &dyn Fn(&[f32]) -> Vec<f32>, r: &[f32], tol: f64) {
+fn check(
+    name: &str,
+    be: &dyn Backend,
+    x: &[f32],
+    analytic: &[f32],
+    forward: &dyn Fn(&[f32]) -> Vec<f32>,
+    r: &[f32],
+    tol: f64,
+) {
     assert_eq!(x.len(), analytic.len(), "{name}: gradient has the wrong size");
     let mut rng = Rng::new(99);
     for _ in 0..12.min(x.len()) {
@@ -56,15 +64,32 @@ fn up(be: &dyn Backend, dims: &[usize], data: &[f32]) -> Tensor {
 fn ops_match_finite_differences(be: &dyn Backend) {
     let mut rng = Rng::new(1);
     // conv2d: x (2,3,6,5), w (4,3,3,3), stride 2, padding 1 and stride 1, padding 0
-    for p in [Conv2dParams { stride: 2, padding: 1 }, Conv2dParams { stride: 1, padding: 0 }] {
+    for p in [
+        Conv2dParams { stride: 2, padding: 1 },
+        Conv2dParams { stride: 1, padding: 0 },
+    ] {
         let (xs, ws) = ([2, 3, 6, 5], [4, 3, 3, 3]);
         let (x, w, b) = (rand(&mut rng, 180), rand(&mut rng, 108), rand(&mut rng, 4));
-        let conv = |xv: &[f32], wv: &[f32], bv: &[f32]| read(be, &be.conv2d(&up(be, &xs, xv), &up(be, &ws, wv), &up(be, &[4], bv), p).unwrap());
-        let y = be.conv2d(&up(be, &xs, &x), &up(be, &ws, &w), &up(be, &[4], &b), p).unwrap();
+        let conv = |xv: &[f32], wv: &[f32], bv: &[f32]| {
+            read(
+                be,
+                &be.conv2d(&up(be, &xs, xv), &up(be, &ws, wv), &up(be, &[4], bv), p)
+                    .unwrap(),
+            )
+        };
+        let y = be
+            .conv2d(&up(be, &xs, &x), &up(be, &ws, &w), &up(be, &[4], &b), p)
+            .unwrap();
         let r = rand(&mut rng, y.numel());
         let dy = up(be, y.dims(), &r);
-        let dx = read(be, &be.conv2d_backward_input(&dy, &up(be, &ws, &w), &Shape::new(&xs), p).unwrap());
-        let (dw, db) = be.conv2d_backward_weight(&dy, &up(be, &xs, &x), &Shape::new(&ws), p).unwrap();
+        let dx = read(
+            be,
+            &be.conv2d_backward_input(&dy, &up(be, &ws, &w), &Shape::new(&xs), p)
+                .unwrap(),
+        );
+        let (dw, db) = be
+            .conv2d_backward_weight(&dy, &up(be, &xs, &x), &Shape::new(&ws), p)
+            .unwrap();
         check("conv2d dx", be, &x, &dx, &|v| conv(v, &w, &b), &r, 1e-2);
         check("conv2d dw", be, &w, &read(be, &dw), &|v| conv(&x, v, &b), &r, 1e-2);
         check("conv2d db", be, &b, &read(be, &db), &|v| conv(&x, &w, v), &r, 1e-2);
@@ -72,20 +97,39 @@ fn ops_match_finite_differences(be: &dyn Backend) {
     // linear: x (5,7), w (3,7), b (3)
     {
         let (x, w, b) = (rand(&mut rng, 35), rand(&mut rng, 21), rand(&mut rng, 3));
-        let lin = |xv: &[f32], wv: &[f32], bv: &[f32]| read(be, &be.linear(&up(be, &[5, 7], xv), &up(be, &[3, 7], wv), &up(be, &[3], bv)).unwrap());
+        let lin = |xv: &[f32], wv: &[f32], bv: &[f32]| {
+            read(
+                be,
+                &be.linear(&up(be, &[5, 7], xv), &up(be, &[3, 7], wv), &up(be, &[3], bv))
+                    .unwrap(),
+            )
+        };
         let r = rand(&mut rng, 15);
-        let (dx, dw, db) = be.linear_backward(&up(be, &[5, 3], &r), &up(be, &[5, 7], &x), &up(be, &[3, 7], &w)).unwrap();
+        let (dx, dw, db) = be
+            .linear_backward(&up(be, &[5, 3], &r), &up(be, &[5, 7], &x), &up(be, &[3, 7], &w))
+            .unwrap();
         check("linear dx", be, &x, &read(be, &dx), &|v| lin(v, &w, &b), &r, 1e-2);
         check("linear dw", be, &w, &read(be, &dw), &|v| lin(&x, v, &b), &r, 1e-2);
         check("linear db", be, &b, &read(be, &db), &|v| lin(&x, &w, v), &r, 1e-2);
     }
     // relu: keep inputs away from the kink at 0
     {
-        let x: Vec<f32> = rand(&mut rng, 40).into_iter().map(|v| if v.abs() < 0.05 { 0.5 } else { v }).collect();
+        let x: Vec<f32> = rand(&mut rng, 40)
+            .into_iter()
+            .map(|v| if v.abs() < 0.05 { 0.5 } else { v })
+            .collect();
         let r = rand(&mut rng, 40);
         let y = be.relu(&up(be, &[40], &x)).unwrap();
         let dx = read(be, &be.relu_backward(&up(be, &[40], &r), &y).unwrap());
-        check("relu", be, &x, &dx, &|v| read(be, &be.relu(&up(be, &[40], v)).unwrap()), &r, 1e-2);
+        check(
+            "relu",
+            be,
+            &x,
+            &dx,
+            &|v| read(be, &be.relu(&up(be, &[40], v)).unwrap()),
+            &r,
+            1e-2,
+        );
     }
     // pools: x (2,2,6,6), window 2 stride 2 and window 3 stride 2 (overlapping)
     for p in [PoolParams { kernel: 2, stride: 2 }, PoolParams { kernel: 3, stride: 2 }] {
@@ -95,19 +139,56 @@ fn ops_match_finite_differences(be: &dyn Backend) {
         let xs = [2, 2, 6, 6];
         let (y, idx) = be.max_pool2d(&up(be, &xs, &x), p).unwrap();
         let r = rand(&mut rng, y.numel());
-        let dx = read(be, &be.max_pool2d_backward(&up(be, y.dims(), &r), &idx, &Shape::new(&xs)).unwrap());
-        check("max_pool2d", be, &x, &dx, &|v| read(be, &be.max_pool2d(&up(be, &xs, v), p).unwrap().0), &r, 1e-2);
+        let dx = read(
+            be,
+            &be.max_pool2d_backward(&up(be, y.dims(), &r), &idx, &Shape::new(&xs))
+                .unwrap(),
+        );
+        check(
+            "max_pool2d",
+            be,
+            &x,
+            &dx,
+            &|v| read(be, &be.max_pool2d(&up(be, &xs, v), p).unwrap().0),
+            &r,
+            1e-2,
+        );
         let ya = be.avg_pool2d(&up(be, &xs, &x), p).unwrap();
-        let dxa = read(be, &be.avg_pool2d_backward(&up(be, ya.dims(), &r), &Shape::new(&xs), p).unwrap());
-        check("avg_pool2d", be, &x, &dxa, &|v| read(be, &be.avg_pool2d(&up(be, &xs, v), p).unwrap()), &r, 1e-2);
+        let dxa = read(
+            be,
+            &be.avg_pool2d_backward(&up(be, ya.dims(), &r), &Shape::new(&xs), p)
+                .unwrap(),
+        );
+        check(
+            "avg_pool2d",
+            be,
+            &x,
+            &dxa,
+            &|v| read(be, &be.avg_pool2d(&up(be, &xs, v), p).unwrap()),
+            &r,
+            1e-2,
+        );
     }
     // softmax cross-entropy: dL/dz of the mean loss (r = 1 on the scalar)
     {
         let z = rand(&mut rng, 4 * 5).into_iter().map(|v| 3.0 * v).collect::<Vec<_>>();
         let labels: Indices = be.upload_indices(Shape::new(&[4]), &[0, 3, 4, 1]).unwrap();
         let ce = be.softmax_cross_entropy(&up(be, &[4, 5], &z), &labels).unwrap();
-        let loss = |v: &[f32]| read(be, &be.softmax_cross_entropy(&up(be, &[4, 5], v), &labels).unwrap().loss);
-        check("softmax_cross_entropy", be, &z, &read(be, &ce.dlogits), &loss, &[1.0], 1e-2);
+        let loss = |v: &[f32]| {
+            read(
+                be,
+                &be.softmax_cross_entropy(&up(be, &[4, 5], v), &labels).unwrap().loss,
+            )
+        };
+        check(
+            "softmax_cross_entropy",
+            be,
+            &z,
+            &read(be, &ce.dlogits),
+            &loss,
+            &[1.0],
+            1e-2,
+        );
     }
 }
 
@@ -132,11 +213,19 @@ fn tape_matches_finite_differences(be: &dyn Backend) {
         let z = model.forward(&mut tape, xv).unwrap();
         let out = tape.cross_entropy(z, &y).unwrap();
         let loss = read(be, tape.value(out.loss))[0] as f64;
-        let grads = if want_grads { Some(tape.backward(out.loss).unwrap()) } else { None };
+        let grads = if want_grads {
+            Some(tape.backward(out.loss).unwrap())
+        } else {
+            None
+        };
         (loss, grads)
     };
     let (_, grads) = loss_and_grads(&params, true);
-    let grads: Vec<Vec<f32>> = grads.unwrap().iter().map(|g| read(be, g.as_ref().expect("every parameter gets a gradient"))).collect();
+    let grads: Vec<Vec<f32>> = grads
+        .unwrap()
+        .iter()
+        .map(|g| read(be, g.as_ref().expect("every parameter gets a gradient")))
+        .collect();
     for (pi, g) in grads.iter().enumerate() {
         let base = read(be, &params.params[pi].value);
         for i in (0..base.len()).step_by((base.len() / 4).max(1)) {
@@ -152,7 +241,12 @@ fn tape_matches_finite_differences(be: &dyn Backend) {
             let numeric = (bump(h) - bump(-h)) / (2.0 * h as f64);
             params.params[pi].value = up(be, &params.params[pi].value.dims().to_vec(), &base);
             let a = g[i] as f64;
-            assert!((numeric - a).abs() <= 2e-2 * numeric.abs().max(0.1), "{} param {} [{i}]: analytic {a} vs numeric {numeric}", be.name(), params.params[pi].name);
+            assert!(
+                (numeric - a).abs() <= 2e-2 * numeric.abs().max(0.1),
+                "{} param {} [{i}]: analytic {a} vs numeric {numeric}",
+                be.name(),
+                params.params[pi].name
+            );
         }
     }
 }

@@ -18,7 +18,12 @@ fn cpu_trainer(config: TrainConfig) -> Trainer {
 }
 
 fn cfg(batch: usize, lr: f32, optimizer: OptimizerKind) -> TrainConfig {
-    TrainConfig { batch, lr, optimizer, ..TrainConfig::default() }
+    TrainConfig {
+        batch,
+        lr,
+        optimizer,
+        ..TrainConfig::default()
+    }
 }
 
 #[test]
@@ -27,19 +32,30 @@ fn cpu_training_lowers_the_loss_with_both_optimizers() {
         let mut t = cpu_trainer(cfg(16, lr, opt));
         let first = pollster::block_on(t.step(5)).unwrap().loss;
         let last = pollster::block_on(t.step(60)).unwrap();
-        assert!(last.loss < 0.5 * first, "{opt:?}: loss went from {first} to {}", last.loss);
+        assert!(
+            last.loss < 0.5 * first,
+            "{opt:?}: loss went from {first} to {}",
+            last.loss
+        );
         assert_eq!(last.step, 65);
         assert_eq!(last.phase, Phase::Running);
         let eval = pollster::block_on(t.evaluate(0)).unwrap();
         assert_eq!(eval.examples, 20);
-        assert!(eval.val_accuracy > 0.5, "{opt:?}: validation accuracy {}", eval.val_accuracy);
+        assert!(
+            eval.val_accuracy > 0.5,
+            "{opt:?}: validation accuracy {}",
+            eval.val_accuracy
+        );
     }
 }
 
 #[test]
 fn same_seed_same_run_other_seed_other_run() {
     let run = |seed| {
-        let mut t = cpu_trainer(TrainConfig { seed, ..cfg(8, 0.01, OptimizerKind::Adam) });
+        let mut t = cpu_trainer(TrainConfig {
+            seed,
+            ..cfg(8, 0.01, OptimizerKind::Adam)
+        });
         pollster::block_on(t.step(3)).unwrap().loss
     };
     assert_eq!(run(4), run(4));
@@ -54,9 +70,21 @@ fn settings_change_mid_run_without_reset_and_bad_ones_are_refused() {
     let r = pollster::block_on(t.step(2)).unwrap();
     assert_eq!(r.step, 5, "the run goes on from where it was");
     assert_eq!(t.config().batch, 32);
-    let e = t.set_config(TrainConfig { seed: 99, ..cfg(8, 0.01, OptimizerKind::Adam) }).unwrap_err().to_string();
+    let e = t
+        .set_config(TrainConfig {
+            seed: 99,
+            ..cfg(8, 0.01, OptimizerKind::Adam)
+        })
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("seed") && e.contains("reset"), "{e}");
-    let e = t.set_config(TrainConfig { backend: BackendChoice::Webgpu, ..cfg(8, 0.01, OptimizerKind::Adam) }).unwrap_err().to_string();
+    let e = t
+        .set_config(TrainConfig {
+            backend: BackendChoice::Webgpu,
+            ..cfg(8, 0.01, OptimizerKind::Adam)
+        })
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("backend"), "{e}");
     for (json, want) in [
         (r#"{"batch":0}"#, "config: batch must be between 1 and"),
@@ -99,11 +127,27 @@ fn gpu_training_matches_cpu_losses() {
     };
     let spec = ModelSpec::from_json(TINY).unwrap();
     let config = cfg(8, 0.01, OptimizerKind::Adam);
-    let mut on_gpu = Trainer::with_device(spec.clone(), config.clone(), bars(100), Device::Gpu(gpu), "test".into()).unwrap();
+    let mut on_gpu =
+        Trainer::with_device(spec.clone(), config.clone(), bars(100), Device::Gpu(gpu), "test".into()).unwrap();
     let mut on_cpu = cpu_trainer(config);
     for _ in 0..5 {
-        let (g, c) = (pollster::block_on(on_gpu.step(2)).unwrap(), pollster::block_on(on_cpu.step(2)).unwrap());
-        assert!((g.loss - c.loss).abs() <= 1e-3 * c.loss.abs().max(1.0), "step {}: gpu loss {} vs cpu {}", c.step, g.loss, c.loss);
-        assert!((g.accuracy - c.accuracy).abs() < 1e-6, "step {}: gpu accuracy {} vs cpu {}", c.step, g.accuracy, c.accuracy);
+        let (g, c) = (
+            pollster::block_on(on_gpu.step(2)).unwrap(),
+            pollster::block_on(on_cpu.step(2)).unwrap(),
+        );
+        assert!(
+            (g.loss - c.loss).abs() <= 1e-3 * c.loss.abs().max(1.0),
+            "step {}: gpu loss {} vs cpu {}",
+            c.step,
+            g.loss,
+            c.loss
+        );
+        assert!(
+            (g.accuracy - c.accuracy).abs() < 1e-6,
+            "step {}: gpu accuracy {} vs cpu {}",
+            c.step,
+            g.accuracy,
+            c.accuracy
+        );
     }
 }

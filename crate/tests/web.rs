@@ -17,13 +17,25 @@ use common::{bars, TINY};
 wasm_bindgen_test_configure!(run_in_browser);
 
 fn config(batch: usize) -> TrainConfig {
-    TrainConfig { batch, lr: 0.01, optimizer: OptimizerKind::Adam, ..TrainConfig::default() }
+    TrainConfig {
+        batch,
+        lr: 0.01,
+        optimizer: OptimizerKind::Adam,
+        ..TrainConfig::default()
+    }
 }
 
 #[wasm_bindgen_test]
 async fn cpu_training_lowers_the_loss_in_the_browser() {
     let spec = ModelSpec::from_json(TINY).unwrap();
-    let mut t = Trainer::with_device(spec, config(16), bars(200), Device::Cpu(CpuBackend::new()), "test".into()).unwrap();
+    let mut t = Trainer::with_device(
+        spec,
+        config(16),
+        bars(200),
+        Device::Cpu(CpuBackend::new()),
+        "test".into(),
+    )
+    .unwrap();
     let first = t.step(5).await.unwrap().loss;
     for _ in 0..6 {
         t.step(10).await.unwrap();
@@ -39,20 +51,29 @@ async fn auto_choice_reports_a_backend_and_why() {
     assert!(name == "cpu" || name == "webgpu");
     assert!(!selected.reason.is_empty());
     if let Device::Gpu(g) = &selected.device {
-        assert!(!g.is_software(), "auto must not pick a software adapter: {}", selected.reason);
+        assert!(
+            !g.is_software(),
+            "auto must not pick a software adapter: {}",
+            selected.reason
+        );
     }
 }
 
 fn close(what: &str, a: &[f32], b: &[f32]) {
     assert_eq!(a.len(), b.len(), "{what}: lengths");
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!((x - y).abs() <= 1e-4 * y.abs().max(1.0), "{what}[{i}]: webgpu {x} vs cpu {y}");
+        assert!(
+            (x - y).abs() <= 1e-4 * y.abs().max(1.0),
+            "{what}[{i}]: webgpu {x} vs cpu {y}"
+        );
     }
 }
 
 #[wasm_bindgen_test]
 async fn webgpu_ops_match_cpu_in_the_browser() {
-    let gpu = GpuBackend::request().await.expect("headless Chromium with SwiftShader exposes WebGPU");
+    let gpu = GpuBackend::request()
+        .await
+        .expect("headless Chromium with SwiftShader exposes WebGPU");
     let cpu = CpuBackend::new();
     let mut rng = Rng::new(2);
     let mut r = |n: usize| (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect::<Vec<f32>>();
@@ -63,7 +84,9 @@ async fn webgpu_ops_match_cpu_in_the_browser() {
     for be in [&gpu as &dyn Backend, &cpu] {
         let xt = be.upload(xs.clone(), &x).unwrap();
         let wt = be.upload(ws.clone(), &w).unwrap();
-        let y = be.conv2d(&xt, &wt, &be.upload(Shape::new(&[4]), &b).unwrap(), p).unwrap();
+        let y = be
+            .conv2d(&xt, &wt, &be.upload(Shape::new(&[4]), &b).unwrap(), p)
+            .unwrap();
         let dx = be.conv2d_backward_input(&y, &wt, &xs, p).unwrap();
         let (dw, db) = be.conv2d_backward_weight(&y, &xt, &ws, p).unwrap();
         let (pooled, idx) = be.max_pool2d(&xt, PoolParams { kernel: 2, stride: 2 }).unwrap();
@@ -75,7 +98,17 @@ async fn webgpu_ops_match_cpu_in_the_browser() {
         }
         outs.push(got);
     }
-    for (i, name) in ["conv2d", "conv2d dx", "conv2d dw", "conv2d db", "max_pool2d", "max_pool2d dx"].iter().enumerate() {
+    for (i, name) in [
+        "conv2d",
+        "conv2d dx",
+        "conv2d dw",
+        "conv2d db",
+        "max_pool2d",
+        "max_pool2d dx",
+    ]
+    .iter()
+    .enumerate()
+    {
         close(name, &outs[0][i], &outs[1][i]);
     }
 }
@@ -85,10 +118,23 @@ async fn webgpu_training_matches_cpu_losses_in_the_browser() {
     let spec = ModelSpec::from_json(TINY).unwrap();
     let gpu = GpuBackend::request().await.expect("WebGPU adapter");
     let mut on_gpu = Trainer::with_device(spec.clone(), config(8), bars(100), Device::Gpu(gpu), "test".into()).unwrap();
-    let mut on_cpu = Trainer::with_device(spec, config(8), bars(100), Device::Cpu(CpuBackend::new()), "test".into()).unwrap();
+    let mut on_cpu = Trainer::with_device(
+        spec,
+        config(8),
+        bars(100),
+        Device::Cpu(CpuBackend::new()),
+        "test".into(),
+    )
+    .unwrap();
     for _ in 0..4 {
         let (g, c) = (on_gpu.step(2).await.unwrap(), on_cpu.step(2).await.unwrap());
         assert_eq!(g.step, c.step);
-        assert!((g.loss - c.loss).abs() <= 1e-3 * c.loss.abs().max(1.0), "step {}: webgpu loss {} vs cpu {}", c.step, g.loss, c.loss);
+        assert!(
+            (g.loss - c.loss).abs() <= 1e-3 * c.loss.abs().max(1.0),
+            "step {}: webgpu loss {} vs cpu {}",
+            c.step,
+            g.loss,
+            c.loss
+        );
     }
 }

@@ -84,13 +84,7 @@ pub trait Backend {
     /// x (N,C,H,W), w (O,C,K,K), b (O) -> y (N,O,OH,OW)
     fn conv2d(&self, x: &Tensor, w: &Tensor, b: &Tensor, p: Conv2dParams) -> Result<Tensor>;
     /// dy (N,O,OH,OW), w (O,C,K,K) -> dx (N,C,H,W) with H, W taken from `x_shape`
-    fn conv2d_backward_input(
-        &self,
-        dy: &Tensor,
-        w: &Tensor,
-        x_shape: &Shape,
-        p: Conv2dParams,
-    ) -> Result<Tensor>;
+    fn conv2d_backward_input(&self, dy: &Tensor, w: &Tensor, x_shape: &Shape, p: Conv2dParams) -> Result<Tensor>;
     /// dy (N,O,OH,OW), x (N,C,H,W) -> (dw (O,C,K,K), db (O)) with K taken from `w_shape`
     fn conv2d_backward_weight(
         &self,
@@ -104,8 +98,7 @@ pub trait Backend {
     /// x (N,K), w (O,K), b (O) -> y (N,O) = x·wᵀ + b
     fn linear(&self, x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor>;
     /// dy (N,O), x (N,K), w (O,K) -> (dx (N,K), dw (O,K), db (O))
-    fn linear_backward(&self, dy: &Tensor, x: &Tensor, w: &Tensor)
-        -> Result<(Tensor, Tensor, Tensor)>;
+    fn linear_backward(&self, dy: &Tensor, x: &Tensor, w: &Tensor) -> Result<(Tensor, Tensor, Tensor)>;
 
     // ---- activations -----------------------------------------------------------------
     /// y = max(x, 0), any shape
@@ -134,14 +127,7 @@ pub trait Backend {
     /// p, g, v same shape; updates p and the momentum buffer v in place
     fn sgd_step(&self, p: &mut Tensor, g: &Tensor, v: &mut Tensor, h: SgdHyper) -> Result<()>;
     /// p, g, m, v same shape; updates p and both moment buffers in place
-    fn adam_step(
-        &self,
-        p: &mut Tensor,
-        g: &Tensor,
-        m: &mut Tensor,
-        v: &mut Tensor,
-        h: AdamHyper,
-    ) -> Result<()>;
+    fn adam_step(&self, p: &mut Tensor, g: &Tensor, m: &mut Tensor, v: &mut Tensor, h: AdamHyper) -> Result<()>;
 }
 
 /// Which backend the user asked for.

@@ -62,7 +62,14 @@ impl Mnist {
                 train.push(i as u32);
             }
         }
-        Ok(Mnist { rows, cols, labels, pixels, train, val })
+        Ok(Mnist {
+            rows,
+            cols,
+            labels,
+            pixels,
+            train,
+            val,
+        })
     }
 
     pub fn image_len(&self) -> usize {
@@ -79,7 +86,11 @@ impl Mnist {
             images.extend(self.pixels[i * len..(i + 1) * len].iter().map(|&p| p as f32 / 255.0));
             labels.push(self.labels[i] as u32);
         }
-        Batch { images, labels, n: indices.len() }
+        Batch {
+            images,
+            labels,
+            n: indices.len(),
+        }
     }
 }
 
@@ -138,7 +149,11 @@ mod tests {
         assert!(Mnist::parse(b"nope").err().unwrap().to_string().contains("magic"));
         let mut short = asset(10);
         short.pop();
-        assert!(Mnist::parse(&short).err().unwrap().to_string().contains("header says 10 images"));
+        assert!(Mnist::parse(&short)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("header says 10 images"));
         let mut badlabel = asset(10);
         badlabel[HEADER] = 42;
         assert!(Mnist::parse(&badlabel).err().unwrap().to_string().contains("label 42"));

@@ -8,7 +8,10 @@ pub struct Rng {
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        let mut r = Rng { state: 0, inc: (seed << 1) | 1 };
+        let mut r = Rng {
+            state: 0,
+            inc: (seed << 1) | 1,
+        };
         r.next_u32();
         r.state = r.state.wrapping_add(seed ^ 0x853c_49e6_748f_ea9b);
         r.next_u32();

@@ -11,9 +11,16 @@ use crate::tensor::Shape;
 
 pub enum Layer {
     /// x (N,C,H,W) -> (N,O,OH,OW); params: weight (O,C,K,K), bias (O)
-    Conv2d { w: usize, b: usize, p: Conv2dParams },
+    Conv2d {
+        w: usize,
+        b: usize,
+        p: Conv2dParams,
+    },
     /// x (N,K) -> (N,O); params: weight (O,K), bias (O)
-    Linear { w: usize, b: usize },
+    Linear {
+        w: usize,
+        b: usize,
+    },
     Relu,
     MaxPool(PoolParams),
     AvgPool(PoolParams),
@@ -38,7 +45,9 @@ impl Model {
         for (i, (layer, shapes)) in spec.layers.iter().zip(&plan.shapes).enumerate() {
             let input = &shapes.0;
             let built = match *layer {
-                LayerSpec::Conv2d { out, kernel, stride, .. } => {
+                LayerSpec::Conv2d {
+                    out, kernel, stride, ..
+                } => {
                     let c = input[0];
                     let fan_in = c * kernel * kernel;
                     let w = init(backend, rng, &[out, c, kernel, kernel], fan_in)?;
@@ -60,13 +69,26 @@ impl Model {
                     }
                 }
                 LayerSpec::Relu {} => Layer::Relu,
-                LayerSpec::MaxPool { size, stride } => Layer::MaxPool(PoolParams { kernel: size, stride: stride.unwrap_or(size) }),
-                LayerSpec::AvgPool { size, stride } => Layer::AvgPool(PoolParams { kernel: size, stride: stride.unwrap_or(size) }),
+                LayerSpec::MaxPool { size, stride } => Layer::MaxPool(PoolParams {
+                    kernel: size,
+                    stride: stride.unwrap_or(size),
+                }),
+                LayerSpec::AvgPool { size, stride } => Layer::AvgPool(PoolParams {
+                    kernel: size,
+                    stride: stride.unwrap_or(size),
+                }),
                 LayerSpec::Flatten {} => Layer::Flatten,
             };
             layers.push(built);
         }
-        Ok((Model { layers, input: spec.input, classes: spec.classes }, store))
+        Ok((
+            Model {
+                layers,
+                input: spec.input,
+                classes: spec.classes,
+            },
+            store,
+        ))
     }
 
     /// x (N,C,H,W) -> logits (N, classes)

@@ -25,7 +25,11 @@ pub struct Optimizer {
 
 impl Optimizer {
     pub fn new(kind: OptimizerKind) -> Self {
-        Optimizer { kind, state: Vec::new(), t: 0 }
+        Optimizer {
+            kind,
+            state: Vec::new(),
+            t: 0,
+        }
     }
 
     pub fn kind(&self) -> OptimizerKind {
@@ -40,7 +44,14 @@ impl Optimizer {
     }
 
     /// Applies one update to every parameter that has a gradient.
-    pub fn step(&mut self, be: &dyn Backend, params: &mut ParamStore, grads: Vec<Option<Tensor>>, lr: f32, momentum: f32) -> Result<()> {
+    pub fn step(
+        &mut self,
+        be: &dyn Backend,
+        params: &mut ParamStore,
+        grads: Vec<Option<Tensor>>,
+        lr: f32,
+        momentum: f32,
+    ) -> Result<()> {
         if self.state.is_empty() {
             for p in &params.params {
                 let first = be.zeros(p.value.shape.clone())?;
@@ -60,7 +71,13 @@ impl Optimizer {
                     &g,
                     m,
                     v,
-                    AdamHyper { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, t: self.t },
+                    AdamHyper {
+                        lr,
+                        beta1: 0.9,
+                        beta2: 0.999,
+                        eps: 1e-8,
+                        t: self.t,
+                    },
                 )?,
                 _ => be.sgd_step(&mut p.value, &g, m, SgdHyper { lr, momentum })?,
             }

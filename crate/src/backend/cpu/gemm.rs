@@ -26,15 +26,7 @@ pub fn gemm(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], a
 }
 
 /// Rows i..i+MR of c, across all N columns.
-fn row_block<const MR: usize>(
-    i: usize,
-    n: usize,
-    k: usize,
-    a: &[f32],
-    b: &[f32],
-    c: &mut [f32],
-    accumulate: bool,
-) {
+fn row_block<const MR: usize>(i: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], accumulate: bool) {
     let mut j = 0;
     while n - j >= 8 {
         tile::<MR, 8>(i, j, n, k, a, b, c, accumulate);
@@ -101,7 +93,14 @@ mod tests {
 
     #[test]
     fn gemm_matches_naive_on_awkward_sizes() {
-        for &(m, n, k) in &[(1, 1, 1), (5, 17, 3), (4, 16, 7), (9, 33, 25), (16, 196, 200), (3, 10, 64)] {
+        for &(m, n, k) in &[
+            (1, 1, 1),
+            (5, 17, 3),
+            (4, 16, 7),
+            (9, 33, 25),
+            (16, 196, 200),
+            (3, 10, 64),
+        ] {
             let a: Vec<f32> = (0..m * k).map(|v| ((v * 7 % 13) as f32 - 6.0) / 5.0).collect();
             let b: Vec<f32> = (0..k * n).map(|v| ((v * 5 % 11) as f32 - 5.0) / 3.0).collect();
             let mut c = vec![0.5f32; m * n];
@@ -110,7 +109,10 @@ mod tests {
                 for q in 0..n {
                     let want: f32 = 0.5 + (0..k).map(|p| a[r * k + p] * b[p * n + q]).sum::<f32>();
                     let got = c[r * n + q];
-                    assert!((got - want).abs() <= 1e-4 * want.abs().max(1.0), "({m},{n},{k}) at ({r},{q}): {got} vs {want}");
+                    assert!(
+                        (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+                        "({m},{n},{k}) at ({r},{q}): {got} vs {want}"
+                    );
                 }
             }
         }

@@ -9,9 +9,7 @@ pub mod reference;
 
 use std::future::ready;
 
-use super::{
-    out_len, AdamHyper, Backend, Conv2dParams, CrossEntropy, PoolParams, ReadFuture, SgdHyper,
-};
+use super::{out_len, AdamHyper, Backend, Conv2dParams, CrossEntropy, PoolParams, ReadFuture, SgdHyper};
 use crate::error::{shape_err, Error, Result};
 use crate::tensor::{Data, Indices, Shape, Tensor};
 pub use gemm::{gemm, transpose};
@@ -53,24 +51,29 @@ fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
 }
 
 /// Checks x (N,C,H,W) against w (O,C,K,K) and b (O); returns (n, c, h, w, o, k, oh, ow).
-pub fn conv_geometry(
-    op: &'static str,
-    x: &Shape,
-    w: &Shape,
-    p: Conv2dParams,
-) -> Result<[usize; 8]> {
+pub fn conv_geometry(op: &'static str, x: &Shape, w: &Shape, p: Conv2dParams) -> Result<[usize; 8]> {
     let (n, c, h, wd) = x.nchw(op)?;
     let (o, wc, kh, kw) = w.nchw(op)?;
     if wc != c {
-        return Err(shape_err(op, format!("input has {c} channels, kernel expects {wc}"), &[x.dims(), w.dims()]));
+        return Err(shape_err(
+            op,
+            format!("input has {c} channels, kernel expects {wc}"),
+            &[x.dims(), w.dims()],
+        ));
     }
     if kh != kw {
         return Err(shape_err(op, "kernel must be square", &[w.dims()]));
     }
-    let (Some(oh), Some(ow)) = (out_len(h, kh, p.stride, p.padding), out_len(wd, kw, p.stride, p.padding)) else {
+    let (Some(oh), Some(ow)) = (
+        out_len(h, kh, p.stride, p.padding),
+        out_len(wd, kw, p.stride, p.padding),
+    ) else {
         return Err(shape_err(
             op,
-            format!("kernel {kh} with padding {} and stride {} does not fit the input", p.padding, p.stride),
+            format!(
+                "kernel {kh} with padding {} and stride {} does not fit the input",
+                p.padding, p.stride
+            ),
             &[x.dims(), w.dims()],
         ));
     };
@@ -94,7 +97,11 @@ pub fn pool_geometry(op: &'static str, x: &Shape, p: PoolParams) -> Result<[usiz
 fn valid_cols(w: usize, kw: usize, s: usize, pad: usize, ow: usize) -> std::ops::Range<usize> {
     // xo·s + kw >= pad  and  xo·s + kw - pad <= w - 1
     let lo = pad.saturating_sub(kw).div_ceil(s);
-    let hi = if w + pad > kw { ((w - 1 + pad - kw) / s + 1).min(ow) } else { 0 };
+    let hi = if w + pad > kw {
+        ((w - 1 + pad - kw) / s + 1).min(ow)
+    } else {
+        0
+    };
     lo.min(hi)..hi
 }
 
@@ -168,21 +175,38 @@ impl Backend for CpuBackend {
 
     fn upload(&self, shape: Shape, data: &[f32]) -> Result<Tensor> {
         if shape.numel() != data.len() {
-            return Err(shape_err("upload", format!("{} values for the shape", data.len()), &[shape.dims()]));
+            return Err(shape_err(
+                "upload",
+                format!("{} values for the shape", data.len()),
+                &[shape.dims()],
+            ));
         }
-        Ok(Tensor { shape, data: Data::Cpu(data.to_vec()) })
+        Ok(Tensor {
+            shape,
+            data: Data::Cpu(data.to_vec()),
+        })
     }
 
     fn upload_indices(&self, shape: Shape, data: &[u32]) -> Result<Indices> {
         if shape.numel() != data.len() {
-            return Err(shape_err("upload_indices", format!("{} values for the shape", data.len()), &[shape.dims()]));
+            return Err(shape_err(
+                "upload_indices",
+                format!("{} values for the shape", data.len()),
+                &[shape.dims()],
+            ));
         }
-        Ok(Indices { shape, data: Data::Cpu(data.to_vec()) })
+        Ok(Indices {
+            shape,
+            data: Data::Cpu(data.to_vec()),
+        })
     }
 
     fn zeros(&self, shape: Shape) -> Result<Tensor> {
         let n = shape.numel();
-        Ok(Tensor { shape, data: Data::Cpu(vec![0.0; n]) })
+        Ok(Tensor {
+            shape,
+            data: Data::Cpu(vec![0.0; n]),
+        })
     }
 
     fn read<'a>(&'a self, x: &'a Tensor) -> ReadFuture<'a> {
@@ -198,7 +222,11 @@ impl Backend for CpuBackend {
     fn conv2d(&self, x: &Tensor, w: &Tensor, b: &Tensor, p: Conv2dParams) -> Result<Tensor> {
         let [n, c, h, wd, o, k, oh, ow] = conv_geometry("conv2d", &x.shape, &w.shape, p)?;
         if b.dims() != [o] {
-            return Err(shape_err("conv2d", "bias must have one value per output channel", &[w.dims(), b.dims()]));
+            return Err(shape_err(
+                "conv2d",
+                "bias must have one value per output channel",
+                &[w.dims(), b.dims()],
+            ));
         }
         let (xs, ws, bs) = (host("conv2d", x)?, host("conv2d", w)?, host("conv2d", b)?);
         let (ckk, ohw) = (c * k * k, oh * ow);
@@ -220,7 +248,11 @@ impl Backend for CpuBackend {
     fn conv2d_backward_input(&self, dy: &Tensor, w: &Tensor, x_shape: &Shape, p: Conv2dParams) -> Result<Tensor> {
         let [n, c, h, wd, o, k, oh, ow] = conv_geometry("conv2d_backward_input", x_shape, &w.shape, p)?;
         if dy.dims() != [n, o, oh, ow] {
-            return Err(shape_err("conv2d_backward_input", "dy does not match the conv output", &[dy.dims(), x_shape.dims(), w.dims()]));
+            return Err(shape_err(
+                "conv2d_backward_input",
+                "dy does not match the conv output",
+                &[dy.dims(), x_shape.dims(), w.dims()],
+            ));
         }
         let (dys, ws) = (host("conv2d_backward_input", dy)?, host("conv2d_backward_input", w)?);
         let (ckk, ohw) = (c * k * k, oh * ow);
@@ -230,17 +262,37 @@ impl Backend for CpuBackend {
         let mut dx = vec![0.0; n * c * h * wd];
         for img in 0..n {
             gemm(ckk, ohw, o, &wt, &dys[img * o * ohw..][..o * ohw], &mut dcols, false);
-            col2im(&dcols, c, h, wd, k, p, oh, ow, &mut dx[img * c * h * wd..][..c * h * wd]);
+            col2im(
+                &dcols,
+                c,
+                h,
+                wd,
+                k,
+                p,
+                oh,
+                ow,
+                &mut dx[img * c * h * wd..][..c * h * wd],
+            );
         }
         Ok(tensor(x_shape.dims(), dx))
     }
 
     // dy (N,O,OH,OW), x (N,C,H,W) -> dw (O,C,K,K) = Σn dy[n] · im2col(x[n])ᵀ, db (O) = Σ dy
     // Computed as dwᵀ (C·K·K, O) = Σn im2col(x[n]) · dy[n]ᵀ, so only the small dy[n] is transposed.
-    fn conv2d_backward_weight(&self, dy: &Tensor, x: &Tensor, w_shape: &Shape, p: Conv2dParams) -> Result<(Tensor, Tensor)> {
+    fn conv2d_backward_weight(
+        &self,
+        dy: &Tensor,
+        x: &Tensor,
+        w_shape: &Shape,
+        p: Conv2dParams,
+    ) -> Result<(Tensor, Tensor)> {
         let [n, c, h, wd, o, k, oh, ow] = conv_geometry("conv2d_backward_weight", &x.shape, w_shape, p)?;
         if dy.dims() != [n, o, oh, ow] {
-            return Err(shape_err("conv2d_backward_weight", "dy does not match the conv output", &[dy.dims(), x.dims(), w_shape.dims()]));
+            return Err(shape_err(
+                "conv2d_backward_weight",
+                "dy does not match the conv output",
+                &[dy.dims(), x.dims(), w_shape.dims()],
+            ));
         }
         let (dys, xs) = (host("conv2d_backward_weight", dy)?, host("conv2d_backward_weight", x)?);
         let (ckk, ohw) = (c * k * k, oh * ow);
@@ -267,7 +319,11 @@ impl Backend for CpuBackend {
         let (n, kx) = x.shape.matrix("linear")?;
         let (o, kw) = w.shape.matrix("linear")?;
         if kx != kw || b.dims() != [o] {
-            return Err(shape_err("linear", "x (N,K), w (O,K), b (O) do not fit", &[x.dims(), w.dims(), b.dims()]));
+            return Err(shape_err(
+                "linear",
+                "x (N,K), w (O,K), b (O) do not fit",
+                &[x.dims(), w.dims(), b.dims()],
+            ));
         }
         let (xs, ws, bs) = (host("linear", x)?, host("linear", w)?, host("linear", b)?);
         let mut wt = vec![0.0; kw * o];
@@ -285,9 +341,17 @@ impl Backend for CpuBackend {
         let (n, k) = x.shape.matrix("linear_backward")?;
         let (o, kw) = w.shape.matrix("linear_backward")?;
         if kw != k || dy.dims() != [n, o] {
-            return Err(shape_err("linear_backward", "dy (N,O), x (N,K), w (O,K) do not fit", &[dy.dims(), x.dims(), w.dims()]));
+            return Err(shape_err(
+                "linear_backward",
+                "dy (N,O), x (N,K), w (O,K) do not fit",
+                &[dy.dims(), x.dims(), w.dims()],
+            ));
         }
-        let (dys, xs, ws) = (host("linear_backward", dy)?, host("linear_backward", x)?, host("linear_backward", w)?);
+        let (dys, xs, ws) = (
+            host("linear_backward", dy)?,
+            host("linear_backward", x)?,
+            host("linear_backward", w)?,
+        );
         let mut dx = vec![0.0; n * k];
         gemm(n, k, o, dys, ws, &mut dx, false);
         let mut dyt = vec![0.0; o * n];
@@ -311,7 +375,13 @@ impl Backend for CpuBackend {
     fn relu_backward(&self, dy: &Tensor, y: &Tensor) -> Result<Tensor> {
         same_shape("relu_backward", dy, y)?;
         let (dys, ys) = (host("relu_backward", dy)?, host("relu_backward", y)?);
-        Ok(tensor(dy.dims(), dys.iter().zip(ys).map(|(d, y)| if *y > 0.0 { *d } else { 0.0 }).collect()))
+        Ok(tensor(
+            dy.dims(),
+            dys.iter()
+                .zip(ys)
+                .map(|(d, y)| if *y > 0.0 { *d } else { 0.0 })
+                .collect(),
+        ))
     }
 
     // x (N,C,H,W) -> y (N,C,OH,OW) = max over each window, idx = argmax's flat index in H·W
@@ -341,17 +411,32 @@ impl Backend for CpuBackend {
             }
         }
         let shape = Shape::new(&[n, c, oh, ow]);
-        Ok((Tensor { shape: shape.clone(), data: Data::Cpu(y) }, Indices { shape, data: Data::Cpu(idx) }))
+        Ok((
+            Tensor {
+                shape: shape.clone(),
+                data: Data::Cpu(y),
+            },
+            Indices {
+                shape,
+                data: Data::Cpu(idx),
+            },
+        ))
     }
 
     // dy (N,C,OH,OW) -> dx (N,C,H,W): dx[plane, idx] += dy
     fn max_pool2d_backward(&self, dy: &Tensor, idx: &Indices, x_shape: &Shape) -> Result<Tensor> {
         let (n, c, h, w) = x_shape.nchw("max_pool2d_backward")?;
         if dy.shape != idx.shape || dy.dims().first() != Some(&n) || dy.dims().get(1) != Some(&c) {
-            return Err(shape_err("max_pool2d_backward", "dy, indices and input do not fit", &[dy.dims(), idx.dims(), x_shape.dims()]));
+            return Err(shape_err(
+                "max_pool2d_backward",
+                "dy, indices and input do not fit",
+                &[dy.dims(), idx.dims(), x_shape.dims()],
+            ));
         }
         let dys = host("max_pool2d_backward", dy)?;
-        let ids = idx.cpu().ok_or_else(|| shape_err("max_pool2d_backward", "indices live on the GPU", &[idx.dims()]))?;
+        let ids = idx
+            .cpu()
+            .ok_or_else(|| shape_err("max_pool2d_backward", "indices live on the GPU", &[idx.dims()]))?;
         let per_plane = dy.numel() / (n * c).max(1);
         let mut dx = vec![0.0; n * c * h * w];
         for (o, (d, &i)) in dys.iter().zip(ids).enumerate() {
@@ -388,7 +473,11 @@ impl Backend for CpuBackend {
     fn avg_pool2d_backward(&self, dy: &Tensor, x_shape: &Shape, p: PoolParams) -> Result<Tensor> {
         let [n, c, h, w, oh, ow] = pool_geometry("avg_pool2d_backward", x_shape, p)?;
         if dy.dims() != [n, c, oh, ow] {
-            return Err(shape_err("avg_pool2d_backward", "dy does not match the pooled shape", &[dy.dims(), x_shape.dims()]));
+            return Err(shape_err(
+                "avg_pool2d_backward",
+                "dy does not match the pooled shape",
+                &[dy.dims(), x_shape.dims()],
+            ));
         }
         let dys = host("avg_pool2d_backward", dy)?;
         let scale = 1.0 / (p.kernel * p.kernel) as f32;
@@ -413,17 +502,27 @@ impl Backend for CpuBackend {
     fn softmax_cross_entropy(&self, logits: &Tensor, labels: &Indices) -> Result<CrossEntropy> {
         let (n, k) = logits.shape.matrix("softmax_cross_entropy")?;
         if labels.dims() != [n] {
-            return Err(shape_err("softmax_cross_entropy", "need one label per row", &[logits.dims(), labels.dims()]));
+            return Err(shape_err(
+                "softmax_cross_entropy",
+                "need one label per row",
+                &[logits.dims(), labels.dims()],
+            ));
         }
         let zs = host("softmax_cross_entropy", logits)?;
-        let ys = labels.cpu().ok_or_else(|| shape_err("softmax_cross_entropy", "labels live on the GPU", &[labels.dims()]))?;
+        let ys = labels
+            .cpu()
+            .ok_or_else(|| shape_err("softmax_cross_entropy", "labels live on the GPU", &[labels.dims()]))?;
         let mut dz = vec![0.0; n * k];
         let (mut loss, mut correct) = (0.0f64, 0.0f32);
         for row in 0..n {
             let z = &zs[row * k..][..k];
             let y = ys[row] as usize;
             if y >= k {
-                return Err(shape_err("softmax_cross_entropy", format!("label {y} out of range for {k} classes"), &[logits.dims()]));
+                return Err(shape_err(
+                    "softmax_cross_entropy",
+                    format!("label {y} out of range for {k} classes"),
+                    &[logits.dims()],
+                ));
             }
             let (mut arg, mut max) = (0, f32::NEG_INFINITY);
             for (i, &v) in z.iter().enumerate() {
@@ -450,7 +549,10 @@ impl Backend for CpuBackend {
     fn add_assign(&self, acc: &mut Tensor, x: &Tensor) -> Result<()> {
         same_shape("add_assign", acc, x)?;
         let xs = host("add_assign", x)?;
-        host_mut("add_assign", acc)?.iter_mut().zip(xs).for_each(|(a, b)| *a += b);
+        host_mut("add_assign", acc)?
+            .iter_mut()
+            .zip(xs)
+            .for_each(|(a, b)| *a += b);
         Ok(())
     }
 
@@ -474,7 +576,10 @@ impl Backend for CpuBackend {
         same_shape("adam_step", p, m)?;
         same_shape("adam_step", p, v)?;
         if h.t == 0 {
-            return Err(Error::Config { field: "adam.t", problem: "step count starts at 1".into() });
+            return Err(Error::Config {
+                field: "adam.t",
+                problem: "step count starts at 1".into(),
+            });
         }
         let bc1 = 1.0 - h.beta1.powi(h.t as i32);
         let bc2 = 1.0 - h.beta2.powi(h.t as i32);

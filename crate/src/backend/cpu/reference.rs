@@ -49,8 +49,17 @@ mod tests {
     fn fast_conv_matches_definition() {
         let cpu = CpuBackend::new();
         let mut rng = Rng::new(5);
-        for &(n, c, h, w, o, k, s, pad) in &[(2, 3, 7, 6, 4, 3, 1, 1), (1, 2, 9, 9, 3, 5, 2, 2), (2, 1, 5, 8, 2, 1, 1, 0), (1, 2, 6, 5, 2, 3, 3, 0), (1, 1, 4, 4, 1, 3, 2, 1)] {
-            let p = Conv2dParams { stride: s, padding: pad };
+        for &(n, c, h, w, o, k, s, pad) in &[
+            (2, 3, 7, 6, 4, 3, 1, 1),
+            (1, 2, 9, 9, 3, 5, 2, 2),
+            (2, 1, 5, 8, 2, 1, 1, 0),
+            (1, 2, 6, 5, 2, 3, 3, 0),
+            (1, 1, 4, 4, 1, 3, 2, 1),
+        ] {
+            let p = Conv2dParams {
+                stride: s,
+                padding: pad,
+            };
             let mut r = |len: usize| (0..len).map(|_| rng.uniform(-1.0, 1.0)).collect::<Vec<f32>>();
             let (xd, wd, bd) = (r(n * c * h * w), r(o * c * k * k), r(o));
             let (xs, ws) = (Shape::new(&[n, c, h, w]), Shape::new(&[o, c, k, k]));
@@ -73,8 +82,14 @@ mod tests {
             let (dw, db) = cpu.conv2d_backward_weight(&dy, &x, &ws, p).unwrap();
             let via_x: f32 = dx.cpu().unwrap().iter().zip(&xd).map(|(a, b)| a * b).sum();
             let via_w: f32 = dw.cpu().unwrap().iter().zip(&wd).map(|(a, b)| a * b).sum();
-            assert!((inner - via_x).abs() < 1e-3 * inner.abs().max(1.0), "dx adjoint {inner} vs {via_x}");
-            assert!((inner - via_w).abs() < 1e-3 * inner.abs().max(1.0), "dw adjoint {inner} vs {via_w}");
+            assert!(
+                (inner - via_x).abs() < 1e-3 * inner.abs().max(1.0),
+                "dx adjoint {inner} vs {via_x}"
+            );
+            assert!(
+                (inner - via_w).abs() < 1e-3 * inner.abs().max(1.0),
+                "dw adjoint {inner} vs {via_w}"
+            );
             let dbsum: f32 = db.cpu().unwrap().iter().sum();
             assert!((dbsum - dyd.iter().sum::<f32>()).abs() < 1e-3);
         }

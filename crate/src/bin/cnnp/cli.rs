@@ -12,7 +12,11 @@ use cnn_playground::{Error, ModelSpec, Result, TrainConfig, Trainer};
 const STANDARD_NET: &str = include_str!("../../../../presets/mnist-small.json");
 
 #[derive(Parser)]
-#[command(name = "cnnp", version, about = "CNN Playground's core: train and benchmark small CNNs on the CPU or a GPU (wgpu)")]
+#[command(
+    name = "cnnp",
+    version,
+    about = "CNN Playground's core: train and benchmark small CNNs on the CPU or a GPU (wgpu)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -75,7 +79,19 @@ enum Choice {
 pub fn run() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train { spec, steps, max_seconds, batch, lr, optimizer, momentum, seed, backend, out, data } => {
+        Command::Train {
+            spec,
+            steps,
+            max_seconds,
+            batch,
+            lr,
+            optimizer,
+            momentum,
+            seed,
+            backend,
+            out,
+            data,
+        } => {
             let config = TrainConfig {
                 batch,
                 lr,
@@ -105,19 +121,32 @@ pub fn run() -> i32 {
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> Error {
-    Error::Io { path: path.display().to_string(), message: e.to_string() }
+    Error::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
 }
 
 fn load_mnist(path: Option<&Path>) -> Result<Mnist> {
     let default = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/assets/mnist.bin");
     let path = path.map(Path::to_path_buf).unwrap_or(default);
     let bytes = std::fs::read(&path).map_err(|e| {
-        Error::Data(format!("cannot read {} ({e}); build it with `npm run build:data`", path.display()))
+        Error::Data(format!(
+            "cannot read {} ({e}); build it with `npm run build:data`",
+            path.display()
+        ))
     })?;
     Mnist::parse(&bytes)
 }
 
-async fn train(spec_path: &Path, config: TrainConfig, steps: u64, max_seconds: f64, out: &Path, data: Option<&Path>) -> Result<()> {
+async fn train(
+    spec_path: &Path,
+    config: TrainConfig,
+    steps: u64,
+    max_seconds: f64,
+    out: &Path,
+    data: Option<&Path>,
+) -> Result<()> {
     let text = std::fs::read_to_string(spec_path).map_err(|e| io_err(spec_path, e))?;
     let spec = ModelSpec::from_json(&text)?;
     let mut trainer = Trainer::new(spec, config.clone(), load_mnist(data)?).await?;
@@ -178,7 +207,10 @@ async fn train(spec_path: &Path, config: TrainConfig, steps: u64, max_seconds: f
 
 async fn bench(steps: usize, batch: usize, data: Option<&Path>) -> Result<()> {
     let spec = ModelSpec::from_json(STANDARD_NET)?;
-    println!("standard small net ({} params), batch {batch}, 28×28 MNIST", spec.validate()?.params);
+    println!(
+        "standard small net ({} params), batch {batch}, 28×28 MNIST",
+        spec.validate()?.params
+    );
     let mut devices: Vec<(Device, String)> = vec![(Device::Cpu(backend::cpu::CpuBackend::new()), "cpu".into())];
     match backend::gpu::GpuBackend::request().await {
         Ok(gpu) => {
@@ -190,14 +222,20 @@ async fn bench(steps: usize, batch: usize, data: Option<&Path>) -> Result<()> {
     for (device, info) in devices {
         let name = device.backend().name();
         let software = matches!(&device, Device::Gpu(g) if g.is_software());
-        let config = TrainConfig { batch, ..TrainConfig::default() };
+        let config = TrainConfig {
+            batch,
+            ..TrainConfig::default()
+        };
         let mut t = Trainer::with_device(spec.clone(), config, load_mnist(data)?, device, info.clone())?;
         t.step(2).await?; // warm up: pipelines, buffer pool
         let n = if software { steps.min(3) } else { steps };
         let start = Instant::now();
         t.step(n).await?;
         let ms = start.elapsed().as_secs_f64() * 1000.0 / n as f64;
-        println!("{name:>7} [{info}]: {ms:8.2} ms/step  {:8.0} images/s  ({n} steps)", batch as f64 * 1000.0 / ms);
+        println!(
+            "{name:>7} [{info}]: {ms:8.2} ms/step  {:8.0} images/s  ({n} steps)",
+            batch as f64 * 1000.0 / ms
+        );
     }
     Ok(())
 }
