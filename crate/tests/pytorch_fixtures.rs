@@ -1,0 +1,500 @@
+//! Every op, forward and backward, against PyTorch.
+//!
+//! The references live in `tests/fixtures/*.json` (format documented at the top of
+//! `tests/fixtures/gen_fixtures.py`, which generated them with fixed seeds). Each case runs
+//! through the `Backend` trait on the CPU backend and, when an adapter exists, on the GPU
+//! backend. Tolerance, per element: |got - ref| <= 1e-4 · max(1, |ref|).
+//!
+//! Native only: the fixtures are read from the file system.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::error::Error;
+use std::path::PathBuf;
+
+use cnn_playground::backend::cpu::CpuBackend;
+use cnn_playground::backend::gpu::GpuBackend;
+use cnn_playground::backend::{AdamHyper, Backend, Conv2dParams, PoolParams, SgdHyper};
+use cnn_playground::tensor::{Indices, Shape, Tensor};
+use serde_json::Value;
+
+const TOL: f32 = 1e-4;
+
+type CaseResult = Result<(), Box<dyn Error>>;
+
+// ---- fixtures ---------------------------------------------------------------------------
+
+/// A reference tensor from a fixture: row-major data and its shape.
+struct Ref<T> {
+    shape: Vec<usize>,
+    data: Vec<T>,
+}
+
+impl<T> Ref<T> {
+    fn shape(&self) -> Shape {
+        Shape::new(&self.shape)
+    }
+}
+
+fn load_cases(file: &str) -> Vec<Value> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(file);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()));
+    let root: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("fixture {} is not valid JSON: {e}", path.display()));
+    let cases = root["cases"]
+        .as_array()
+        .unwrap_or_else(|| panic!("fixture {} has no \"cases\" array", path.display()))
+        .clone();
+    assert!(!cases.is_empty(), "fixture {} has no cases", path.display());
+    cases
+}
+
+fn name(case: &Value) -> String {
+    case["name"]
+        .as_str()
+        .expect("case without a name")
+        .to_string()
+}
+
+fn int(case: &Value, key: &str) -> usize {
+    case[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("case {}: missing integer {key:?}", name(case))) as usize
+}
+
+fn float(v: &Value, key: &str) -> f32 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("missing number {key:?} in {v}")) as f32
+}
+
+fn shape_of(v: &Value, what: &str) -> Vec<usize> {
+    v["shape"]
+        .as_array()
+        .unwrap_or_else(|| panic!("tensor {what:?} has no shape"))
+        .iter()
+        .map(|d| d.as_u64().expect("shape entries are integers") as usize)
+        .collect()
+}
+
+fn tensor_of(v: &Value, what: &str) -> Ref<f32> {
+    let shape = shape_of(v, what);
+    let data: Vec<f32> = v["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("tensor {what:?} has no data"))
+        .iter()
+        .map(|x| x.as_f64().expect("float data") as f32)
+        .collect();
+    assert_eq!(
+        data.len(),
+        shape.iter().product::<usize>(),
+        "tensor {what:?}: data length"
+    );
+    Ref { shape, data }
+}
+
+fn fref(case: &Value, key: &str) -> Ref<f32> {
+    tensor_of(&case[key], &format!("{}.{key}", name(case)))
+}
+
+fn iref(case: &Value, key: &str) -> Ref<u32> {
+    let v = &case[key];
+    let shape = shape_of(v, key);
+    let data: Vec<u32> = v["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("case {}: {key:?} has no data", name(case)))
+        .iter()
+        .map(|x| x.as_u64().expect("integer data") as u32)
+        .collect();
+    assert_eq!(
+        data.len(),
+        shape.iter().product::<usize>(),
+        "{key:?}: data length"
+    );
+    Ref { shape, data }
+}
+
+// ---- backends ---------------------------------------------------------------------------
+
+/// The CPU backend, and the GPU backend when an adapter exists.
+fn backends() -> Vec<Box<dyn Backend>> {
+    let mut all: Vec<Box<dyn Backend>> = vec![Box::new(CpuBackend::new())];
+    match pollster::block_on(GpuBackend::request()) {
+        Ok(gpu) => {
+            println!("GPU: {}", gpu.adapter_summary());
+            all.push(Box::new(gpu));
+        }
+        Err(e) => println!("GPU: skipped, no adapter: {e}"),
+    }
+    all
+}
+
+fn up(b: &dyn Backend, r: &Ref<f32>) -> Result<Tensor, Box<dyn Error>> {
+    Ok(b.upload(r.shape(), &r.data)?)
+}
+
+fn up_idx(b: &dyn Backend, r: &Ref<u32>) -> Result<Indices, Box<dyn Error>> {
+    Ok(b.upload_indices(r.shape(), &r.data)?)
+}
+
+// ---- comparison -----------------------------------------------------------------------------
+
+/// Collects every mismatch of one op family on one backend, then fails once with all of them.
+struct Checker {
+    op: &'static str,
+    backend: &'static str,
+    failures: Vec<String>,
+    compared: usize,
+}
+
+impl Checker {
+    fn new(op: &'static str, backend: &'static str) -> Self {
+        Checker {
+            op,
+            backend,
+            failures: Vec::new(),
+            compared: 0,
+        }
+    }
+
+    fn fail(&mut self, case: &str, msg: String) {
+        self.failures
+            .push(format!("{} [{}] case {case}: {msg}", self.op, self.backend));
+    }
+
+    /// Runs one case; an op error counts as a failure of that case.
+    fn run(&mut self, case: &str, f: impl FnOnce(&mut Self) -> CaseResult) {
+        if let Err(e) = f(self) {
+            self.fail(case, format!("op returned an error: {e}"));
+        }
+    }
+
+    /// Reads `t` back and compares it with `want`, element by element.
+    fn tensor(
+        &mut self,
+        b: &dyn Backend,
+        case: &str,
+        what: &str,
+        t: &Tensor,
+        want: &Ref<f32>,
+    ) -> CaseResult {
+        if t.dims() != want.shape.as_slice() {
+            self.fail(
+                case,
+                format!("{what}: shape {:?}, want {:?}", t.dims(), want.shape),
+            );
+            return Ok(());
+        }
+        let got = pollster::block_on(b.read(t))?;
+        self.values(case, what, &got, want);
+        Ok(())
+    }
+
+    fn values(&mut self, case: &str, what: &str, got: &[f32], want: &Ref<f32>) {
+        self.compared += 1;
+        if got.len() != want.data.len() {
+            self.fail(
+                case,
+                format!(
+                    "{what}: read {} values, want {}",
+                    got.len(),
+                    want.data.len()
+                ),
+            );
+            return;
+        }
+        let mut worst: Option<(usize, f32)> = None; // (index, error / allowed)
+        let mut over = 0;
+        for (i, (&g, &r)) in got.iter().zip(&want.data).enumerate() {
+            let allowed = TOL * r.abs().max(1.0);
+            let ratio = (g - r).abs() / allowed;
+            let ratio = if ratio.is_nan() { f32::INFINITY } else { ratio }; // NaN is bad
+            let bad = ratio > 1.0;
+            if bad {
+                over += 1;
+            }
+            if bad && worst.is_none_or(|(_, w)| ratio > w) {
+                worst = Some((i, ratio));
+            }
+        }
+        if let Some((i, _)) = worst {
+            let (g, r) = (got[i], want.data[i]);
+            self.fail(
+                case,
+                format!(
+                    "{what}: {over} of {} elements off; worst at {:?} (flat {i}): got {g:e}, \
+                     want {r:e}, |diff| {:e} > tol {:e}",
+                    got.len(),
+                    unravel(i, &want.shape),
+                    (g - r).abs(),
+                    TOL * r.abs().max(1.0),
+                ),
+            );
+        }
+    }
+
+    fn indices(&mut self, case: &str, what: &str, idx: &Indices, want: &Ref<u32>) {
+        self.compared += 1;
+        if idx.dims() != want.shape.as_slice() {
+            self.fail(
+                case,
+                format!("{what}: shape {:?}, want {:?}", idx.dims(), want.shape),
+            );
+            return;
+        }
+        let Some(got) = idx.cpu() else {
+            return; // no read-back for indices on the GPU; dx checks them indirectly
+        };
+        let wrong: Vec<usize> = (0..got.len()).filter(|&i| got[i] != want.data[i]).collect();
+        if let Some(&i) = wrong.first() {
+            self.fail(
+                case,
+                format!(
+                    "{what}: {} of {} differ; first at {:?}: got {}, want {}",
+                    wrong.len(),
+                    got.len(),
+                    unravel(i, &want.shape),
+                    got[i],
+                    want.data[i]
+                ),
+            );
+        }
+    }
+
+    /// Prints a summary line and hands back the failures.
+    fn finish(self) -> Vec<String> {
+        println!(
+            "{} [{}]: {} comparisons, {} failures",
+            self.op,
+            self.backend,
+            self.compared,
+            self.failures.len()
+        );
+        self.failures
+    }
+}
+
+fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
+    let mut at = vec![0; shape.len()];
+    for (a, &d) in at.iter_mut().zip(shape).rev() {
+        *a = i % d.max(1);
+        i /= d.max(1);
+    }
+    at
+}
+
+/// Runs `each` for every case of `file` on every backend; fails with every mismatch.
+fn check_all(
+    op: &'static str,
+    file: &str,
+    each: fn(&dyn Backend, &Value, &str, &mut Checker) -> CaseResult,
+) {
+    let cases = load_cases(file);
+    let mut failures = Vec::new();
+    for b in backends() {
+        let mut chk = Checker::new(op, b.name());
+        for case in &cases {
+            let n = name(case);
+            chk.run(&n, |chk| each(b.as_ref(), case, &n, chk));
+        }
+        failures.extend(chk.finish());
+    }
+    assert!(failures.is_empty(), "\n{}\n", failures.join("\n"));
+}
+
+// ---- ops --------------------------------------------------------------------------------------
+
+fn conv2d_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> CaseResult {
+    let p = Conv2dParams {
+        stride: int(case, "stride"),
+        padding: int(case, "padding"),
+    };
+    let (x, w, bias, dy) = (
+        fref(case, "x"),
+        fref(case, "w"),
+        fref(case, "b"),
+        fref(case, "dy"),
+    );
+    let (xt, wt, bt, dyt) = (up(b, &x)?, up(b, &w)?, up(b, &bias)?, up(b, &dy)?);
+
+    let y = b.conv2d(&xt, &wt, &bt, p)?;
+    chk.tensor(b, n, "y", &y, &fref(case, "y"))?;
+    let dx = b.conv2d_backward_input(&dyt, &wt, &x.shape(), p)?;
+    chk.tensor(b, n, "dx", &dx, &fref(case, "dx"))?;
+    let (dw, db) = b.conv2d_backward_weight(&dyt, &xt, &w.shape(), p)?;
+    chk.tensor(b, n, "dw", &dw, &fref(case, "dw"))?;
+    chk.tensor(b, n, "db", &db, &fref(case, "db"))
+}
+
+fn pool_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> CaseResult {
+    let p = PoolParams {
+        kernel: int(case, "kernel"),
+        stride: int(case, "stride"),
+    };
+    let (x, dy) = (fref(case, "x"), fref(case, "dy"));
+    let (xt, dyt) = (up(b, &x)?, up(b, &dy)?);
+    let (want_y, want_dx) = (fref(case, "y"), fref(case, "dx"));
+    match case["kind"].as_str() {
+        Some("max") => {
+            let want_idx = iref(case, "indices");
+            let (y, idx) = b.max_pool2d(&xt, p)?;
+            chk.tensor(b, n, "y", &y, &want_y)?;
+            chk.indices(n, "indices", &idx, &want_idx);
+            // Backward from the backend's own indices (the only check of them on the GPU)...
+            let dx = b.max_pool2d_backward(&dyt, &idx, &x.shape())?;
+            chk.tensor(b, n, "dx (own indices)", &dx, &want_dx)?;
+            // ...and from PyTorch's, so a wrong forward cannot hide a wrong backward.
+            let ref_idx = up_idx(b, &want_idx)?;
+            let dx = b.max_pool2d_backward(&dyt, &ref_idx, &x.shape())?;
+            chk.tensor(b, n, "dx (reference indices)", &dx, &want_dx)
+        }
+        Some("avg") => {
+            let y = b.avg_pool2d(&xt, p)?;
+            chk.tensor(b, n, "y", &y, &want_y)?;
+            let dx = b.avg_pool2d_backward(&dyt, &x.shape(), p)?;
+            chk.tensor(b, n, "dx", &dx, &want_dx)
+        }
+        other => panic!("case {n}: unknown pool kind {other:?}"),
+    }
+}
+
+fn linear_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> CaseResult {
+    let (x, w, bias, dy) = (
+        fref(case, "x"),
+        fref(case, "w"),
+        fref(case, "b"),
+        fref(case, "dy"),
+    );
+    let (xt, wt, bt, dyt) = (up(b, &x)?, up(b, &w)?, up(b, &bias)?, up(b, &dy)?);
+    let y = b.linear(&xt, &wt, &bt)?;
+    chk.tensor(b, n, "y", &y, &fref(case, "y"))?;
+    let (dx, dw, db) = b.linear_backward(&dyt, &xt, &wt)?;
+    chk.tensor(b, n, "dx", &dx, &fref(case, "dx"))?;
+    chk.tensor(b, n, "dw", &dw, &fref(case, "dw"))?;
+    chk.tensor(b, n, "db", &db, &fref(case, "db"))
+}
+
+fn relu_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> CaseResult {
+    let (xt, dyt) = (up(b, &fref(case, "x"))?, up(b, &fref(case, "dy"))?);
+    let y = b.relu(&xt)?;
+    chk.tensor(b, n, "y", &y, &fref(case, "y"))?;
+    let dx = b.relu_backward(&dyt, &y)?;
+    chk.tensor(b, n, "dx", &dx, &fref(case, "dx"))
+}
+
+fn cross_entropy_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> CaseResult {
+    let logits = up(b, &fref(case, "logits"))?;
+    let labels = up_idx(b, &iref(case, "labels"))?;
+    let ce = b.softmax_cross_entropy(&logits, &labels)?;
+    chk.tensor(b, n, "loss", &ce.loss, &fref(case, "loss"))?;
+    chk.tensor(b, n, "dlogits", &ce.dlogits, &fref(case, "dlogits"))?;
+    chk.tensor(b, n, "correct", &ce.correct, &fref(case, "correct"))
+}
+
+fn optim_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> CaseResult {
+    let hyper = &case["hyper"];
+    let p0 = fref(case, "p0");
+    let grads: Vec<Ref<f32>> = case["grads"]
+        .as_array()
+        .expect("grads array")
+        .iter()
+        .map(|g| tensor_of(g, "grad"))
+        .collect();
+    let steps = case["steps"].as_array().expect("steps array");
+    assert_eq!(grads.len(), steps.len(), "case {n}: one gradient per step");
+
+    let mut p = up(b, &p0)?;
+    let mut m = b.zeros(p0.shape())?;
+    let mut v = b.zeros(p0.shape())?;
+    for (g, step) in grads.iter().zip(steps) {
+        let t = int(step, "t");
+        let g = up(b, g)?;
+        match case["kind"].as_str() {
+            Some("sgd") => {
+                let h = SgdHyper {
+                    lr: float(hyper, "lr"),
+                    momentum: float(hyper, "momentum"),
+                };
+                b.sgd_step(&mut p, &g, &mut v, h)?;
+                chk.tensor(
+                    b,
+                    n,
+                    &format!("v after step {t}"),
+                    &v,
+                    &tensor_of(&step["v"], "v"),
+                )?;
+            }
+            Some("adam") => {
+                let h = AdamHyper {
+                    lr: float(hyper, "lr"),
+                    beta1: float(hyper, "beta1"),
+                    beta2: float(hyper, "beta2"),
+                    eps: float(hyper, "eps"),
+                    t: t as u32,
+                };
+                b.adam_step(&mut p, &g, &mut m, &mut v, h)?;
+                chk.tensor(
+                    b,
+                    n,
+                    &format!("m after step {t}"),
+                    &m,
+                    &tensor_of(&step["m"], "m"),
+                )?;
+                chk.tensor(
+                    b,
+                    n,
+                    &format!("v after step {t}"),
+                    &v,
+                    &tensor_of(&step["v"], "v"),
+                )?;
+            }
+            other => panic!("case {n}: unknown optimizer {other:?}"),
+        }
+        chk.tensor(
+            b,
+            n,
+            &format!("p after step {t}"),
+            &p,
+            &tensor_of(&step["p"], "p"),
+        )?;
+    }
+    Ok(())
+}
+
+// ---- tests ----------------------------------------------------------------------------------
+
+#[test]
+fn conv2d_matches_pytorch() {
+    check_all("conv2d", "conv2d.json", conv2d_case);
+}
+
+#[test]
+fn pooling_matches_pytorch() {
+    check_all("pool2d", "pool.json", pool_case);
+}
+
+#[test]
+fn linear_matches_pytorch() {
+    check_all("linear", "linear.json", linear_case);
+}
+
+#[test]
+fn relu_matches_pytorch() {
+    check_all("relu", "relu.json", relu_case);
+}
+
+#[test]
+fn cross_entropy_matches_pytorch() {
+    check_all(
+        "softmax_cross_entropy",
+        "cross_entropy.json",
+        cross_entropy_case,
+    );
+}
+
+#[test]
+fn optimizers_match_pytorch() {
+    check_all("optimizer", "optim.json", optim_case);
+}
