@@ -39,10 +39,9 @@ fn load_cases(file: &str) -> Vec<Value> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/fixtures")
         .join(file);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()));
-    let root: Value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("fixture {} is not valid JSON: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()));
+    let root: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("fixture {} is not valid JSON: {e}", path.display()));
     let cases = root["cases"]
         .as_array()
         .unwrap_or_else(|| panic!("fixture {} has no \"cases\" array", path.display()))
@@ -52,10 +51,7 @@ fn load_cases(file: &str) -> Vec<Value> {
 }
 
 fn name(case: &Value) -> String {
-    case["name"]
-        .as_str()
-        .expect("case without a name")
-        .to_string()
+    case["name"].as_str().expect("case without a name").to_string()
 }
 
 fn int(case: &Value, key: &str) -> usize {
@@ -108,11 +104,7 @@ fn iref(case: &Value, key: &str) -> Ref<u32> {
         .iter()
         .map(|x| x.as_u64().expect("integer data") as u32)
         .collect();
-    assert_eq!(
-        data.len(),
-        shape.iter().product::<usize>(),
-        "{key:?}: data length"
-    );
+    assert_eq!(data.len(), shape.iter().product::<usize>(), "{key:?}: data length");
     Ref { shape, data }
 }
 
@@ -172,19 +164,9 @@ impl Checker {
     }
 
     /// Reads `t` back and compares it with `want`, element by element.
-    fn tensor(
-        &mut self,
-        b: &dyn Backend,
-        case: &str,
-        what: &str,
-        t: &Tensor,
-        want: &Ref<f32>,
-    ) -> CaseResult {
+    fn tensor(&mut self, b: &dyn Backend, case: &str, what: &str, t: &Tensor, want: &Ref<f32>) -> CaseResult {
         if t.dims() != want.shape.as_slice() {
-            self.fail(
-                case,
-                format!("{what}: shape {:?}, want {:?}", t.dims(), want.shape),
-            );
+            self.fail(case, format!("{what}: shape {:?}, want {:?}", t.dims(), want.shape));
             return Ok(());
         }
         let got = pollster::block_on(b.read(t))?;
@@ -197,11 +179,7 @@ impl Checker {
         if got.len() != want.data.len() {
             self.fail(
                 case,
-                format!(
-                    "{what}: read {} values, want {}",
-                    got.len(),
-                    want.data.len()
-                ),
+                format!("{what}: read {} values, want {}", got.len(), want.data.len()),
             );
             return;
         }
@@ -238,10 +216,7 @@ impl Checker {
     fn indices(&mut self, case: &str, what: &str, idx: &Indices, want: &Ref<u32>) {
         self.compared += 1;
         if idx.dims() != want.shape.as_slice() {
-            self.fail(
-                case,
-                format!("{what}: shape {:?}, want {:?}", idx.dims(), want.shape),
-            );
+            self.fail(case, format!("{what}: shape {:?}, want {:?}", idx.dims(), want.shape));
             return;
         }
         let Some(got) = idx.cpu() else {
@@ -286,11 +261,7 @@ fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
 }
 
 /// Runs `each` for every case of `file` on every backend; fails with every mismatch.
-fn check_all(
-    op: &'static str,
-    file: &str,
-    each: fn(&dyn Backend, &Value, &str, &mut Checker) -> CaseResult,
-) {
+fn check_all(op: &'static str, file: &str, each: fn(&dyn Backend, &Value, &str, &mut Checker) -> CaseResult) {
     let cases = load_cases(file);
     let mut failures = Vec::new();
     for b in backends() {
@@ -311,12 +282,7 @@ fn conv2d_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> Cas
         stride: int(case, "stride"),
         padding: int(case, "padding"),
     };
-    let (x, w, bias, dy) = (
-        fref(case, "x"),
-        fref(case, "w"),
-        fref(case, "b"),
-        fref(case, "dy"),
-    );
+    let (x, w, bias, dy) = (fref(case, "x"), fref(case, "w"), fref(case, "b"), fref(case, "dy"));
     let (xt, wt, bt, dyt) = (up(b, &x)?, up(b, &w)?, up(b, &bias)?, up(b, &dy)?);
 
     let y = b.conv2d(&xt, &wt, &bt, p)?;
@@ -361,12 +327,7 @@ fn pool_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> CaseR
 }
 
 fn linear_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> CaseResult {
-    let (x, w, bias, dy) = (
-        fref(case, "x"),
-        fref(case, "w"),
-        fref(case, "b"),
-        fref(case, "dy"),
-    );
+    let (x, w, bias, dy) = (fref(case, "x"), fref(case, "w"), fref(case, "b"), fref(case, "dy"));
     let (xt, wt, bt, dyt) = (up(b, &x)?, up(b, &w)?, up(b, &bias)?, up(b, &dy)?);
     let y = b.linear(&xt, &wt, &bt)?;
     chk.tensor(b, n, "y", &y, &fref(case, "y"))?;
@@ -418,13 +379,7 @@ fn optim_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> Case
                     momentum: float(hyper, "momentum"),
                 };
                 b.sgd_step(&mut p, &g, &mut v, h)?;
-                chk.tensor(
-                    b,
-                    n,
-                    &format!("v after step {t}"),
-                    &v,
-                    &tensor_of(&step["v"], "v"),
-                )?;
+                chk.tensor(b, n, &format!("v after step {t}"), &v, &tensor_of(&step["v"], "v"))?;
             }
             Some("adam") => {
                 let h = AdamHyper {
@@ -435,30 +390,12 @@ fn optim_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> Case
                     t: t as u32,
                 };
                 b.adam_step(&mut p, &g, &mut m, &mut v, h)?;
-                chk.tensor(
-                    b,
-                    n,
-                    &format!("m after step {t}"),
-                    &m,
-                    &tensor_of(&step["m"], "m"),
-                )?;
-                chk.tensor(
-                    b,
-                    n,
-                    &format!("v after step {t}"),
-                    &v,
-                    &tensor_of(&step["v"], "v"),
-                )?;
+                chk.tensor(b, n, &format!("m after step {t}"), &m, &tensor_of(&step["m"], "m"))?;
+                chk.tensor(b, n, &format!("v after step {t}"), &v, &tensor_of(&step["v"], "v"))?;
             }
             other => panic!("case {n}: unknown optimizer {other:?}"),
         }
-        chk.tensor(
-            b,
-            n,
-            &format!("p after step {t}"),
-            &p,
-            &tensor_of(&step["p"], "p"),
-        )?;
+        chk.tensor(b, n, &format!("p after step {t}"), &p, &tensor_of(&step["p"], "p"))?;
     }
     Ok(())
 }
@@ -487,11 +424,7 @@ fn relu_matches_pytorch() {
 
 #[test]
 fn cross_entropy_matches_pytorch() {
-    check_all(
-        "softmax_cross_entropy",
-        "cross_entropy.json",
-        cross_entropy_case,
-    );
+    check_all("softmax_cross_entropy", "cross_entropy.json", cross_entropy_case);
 }
 
 #[test]

@@ -17,6 +17,11 @@ fn cpu_trainer(config: TrainConfig) -> Trainer {
     Trainer::with_device(spec, config, bars(200), Device::Cpu(CpuBackend::new()), "test".into()).unwrap()
 }
 
+fn trainer_on(device: Device, config: TrainConfig) -> Trainer {
+    let spec = ModelSpec::from_json(TINY).unwrap();
+    Trainer::with_device(spec, config, bars(100), device, "test".into()).unwrap()
+}
+
 fn cfg(batch: usize, lr: f32, optimizer: OptimizerKind) -> TrainConfig {
     TrainConfig {
         batch,
@@ -125,11 +130,9 @@ fn gpu_training_matches_cpu_losses() {
             return;
         }
     };
-    let spec = ModelSpec::from_json(TINY).unwrap();
     let config = cfg(8, 0.01, OptimizerKind::Adam);
-    let mut on_gpu =
-        Trainer::with_device(spec.clone(), config.clone(), bars(100), Device::Gpu(gpu), "test".into()).unwrap();
-    let mut on_cpu = cpu_trainer(config);
+    let mut on_gpu = trainer_on(Device::Gpu(gpu), config.clone());
+    let mut on_cpu = trainer_on(Device::Cpu(CpuBackend::new()), config);
     for _ in 0..5 {
         let (g, c) = (
             pollster::block_on(on_gpu.step(2)).unwrap(),

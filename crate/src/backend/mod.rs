@@ -174,25 +174,28 @@ pub async fn select(choice: BackendChoice) -> Selected {
     if choice == BackendChoice::Cpu {
         return cpu("CPU chosen".into());
     }
-    match gpu::GpuBackend::request().await {
-        Err(e) => cpu(format!("no usable GPU ({e}); running on the CPU")),
-        Ok(gpu) => {
-            let info = gpu.adapter_summary();
-            if choice == BackendChoice::Auto && gpu.is_software() {
-                cpu(format!(
-                    "the GPU adapter is a software fallback ({info}), far slower than the CPU path; running on the CPU"
-                ))
-            } else {
-                let why = if choice == BackendChoice::Webgpu {
-                    "GPU chosen"
-                } else {
-                    "hardware GPU found"
-                };
-                Selected {
-                    device: Device::Gpu(gpu),
-                    reason: format!("{why}: {info}"),
-                }
-            }
-        }
+    let gpu = match gpu::GpuBackend::request().await {
+        Ok(g) => g,
+        Err(e) => return cpu(format!("no usable GPU ({e}); running on the CPU")),
+    };
+    let info = gpu.adapter_summary();
+    if choice == BackendChoice::Auto && gpu.is_software() {
+        return cpu(format!(
+            "the GPU adapter is a software fallback ({info}), far slower than the CPU path; running on the CPU"
+        ));
+    }
+    // Pipelines are built here, once, so that no training step creates one; a shader the
+    // device rejects sends us to the CPU now rather than mid-run.
+    if let Err(e) = gpu.warm_up() {
+        return cpu(format!("the GPU ({info}) rejected a shader ({e}); running on the CPU"));
+    }
+    let why = if choice == BackendChoice::Webgpu {
+        "GPU chosen"
+    } else {
+        "hardware GPU found"
+    };
+    Selected {
+        device: Device::Gpu(gpu),
+        reason: format!("{why}: {info}"),
     }
 }

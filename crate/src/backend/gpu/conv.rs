@@ -1,0 +1,236 @@
+//! Convolution ops (shaders/conv2d.wgsl): direct convolution, one thread per output
+//! element; the gradients gather, so no two threads write one element. The weight and
+//! bias gradients sum over the batch: they run one thread per (batch slice, weight) and
+//! then add the slices, so that a small first-layer kernel still fills the GPU.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::pipelines::{Access, Kernel, Shader};
+use super::GpuBackend;
+use crate::backend::cpu::conv_geometry;
+use crate::backend::Conv2dParams;
+use crate::error::{shape_err, Result};
+use crate::tensor::{Shape, Tensor};
+
+use Access::{Read, ReadWrite};
+
+// Bindings: 1 x, 2 w, 3 b, 4 dy, 5 out.
+const FORWARD: Kernel = Kernel {
+    shader: Shader::Conv2d,
+    entry: "conv2d_forward",
+    storage: &[(1, Read), (2, Read), (3, Read), (5, ReadWrite)],
+};
+const BACKWARD_INPUT: Kernel = Kernel {
+    shader: Shader::Conv2d,
+    entry: "conv2d_backward_input",
+    storage: &[(2, Read), (4, Read), (5, ReadWrite)],
+};
+const BACKWARD_WEIGHT: Kernel = Kernel {
+    shader: Shader::Conv2d,
+    entry: "conv2d_backward_weight",
+    storage: &[(1, Read), (4, Read), (5, ReadWrite)],
+};
+const BACKWARD_BIAS: Kernel = Kernel {
+    shader: Shader::Conv2d,
+    entry: "conv2d_backward_bias",
+    storage: &[(4, Read), (5, ReadWrite)],
+};
+const REDUCE_GROUPS: Kernel = Kernel {
+    shader: Shader::Conv2d,
+    entry: "conv2d_reduce_groups",
+    storage: &[(6, Read), (5, ReadWrite)],
+};
+
+/// Every kernel of this family, for `GpuBackend::warm_up`.
+pub(super) const KERNELS: &[&Kernel] = &[
+    &FORWARD,
+    &BACKWARD_INPUT,
+    &BACKWARD_WEIGHT,
+    &BACKWARD_BIAS,
+    &REDUCE_GROUPS,
+];
+
+/// Aim for this many threads in the gradient kernels when choosing batch slices.
+const TARGET_THREADS: usize = 1 << 16;
+
+/// Mirrors `Conv2dParams` in conv2d.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    n: u32,
+    c: u32,
+    h: u32,
+    w: u32,
+    o: u32,
+    k: u32,
+    oh: u32,
+    ow: u32,
+    stride: u32,
+    padding: u32,
+    count: u32,
+    groups: u32,
+}
+
+/// The geometry of one convolution, checked: x (N,C,H,W), w (O,C,K,K) -> y (N,O,OH,OW).
+struct Geometry {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    k: usize,
+    oh: usize,
+    ow: usize,
+    p: Conv2dParams,
+}
+
+impl Geometry {
+    /// Checked by the CPU backend's `conv_geometry`, so both report the same errors.
+    fn new(op: &'static str, x: &Shape, w: &Shape, p: Conv2dParams) -> Result<Geometry> {
+        let [n, c, h, w, o, k, oh, ow] = conv_geometry(op, x, w, p)?;
+        Ok(Geometry {
+            n,
+            c,
+            h,
+            w,
+            o,
+            k,
+            oh,
+            ow,
+            p,
+        })
+    }
+
+    fn y_dims(&self) -> [usize; 4] {
+        [self.n, self.o, self.oh, self.ow]
+    }
+
+    /// Every dimension fits in u32: each is at most a tensor's element count, and
+    /// `GpuBackend::storage` keeps those below 2^32.
+    fn params(&self, count: usize) -> Params {
+        self.params_grouped(count, 1)
+    }
+
+    fn params_grouped(&self, count: usize, groups: usize) -> Params {
+        Params {
+            n: self.n as u32,
+            c: self.c as u32,
+            h: self.h as u32,
+            w: self.w as u32,
+            o: self.o as u32,
+            k: self.k as u32,
+            oh: self.oh as u32,
+            ow: self.ow as u32,
+            stride: self.p.stride as u32,
+            padding: self.p.padding as u32,
+            count: count as u32,
+            groups: groups as u32,
+        }
+    }
+
+    fn check_dy(&self, op: &'static str, shapes: &[&[usize]]) -> Result<()> {
+        if shapes[0] != self.y_dims() {
+            return Err(shape_err(op, "dy does not match the conv output", shapes));
+        }
+        Ok(())
+    }
+}
+
+/// x (N,C,H,W), w (O,C,K,K), b (O) -> y (N,O,OH,OW)
+pub(super) fn forward(gpu: &GpuBackend, x: &Tensor, w: &Tensor, b: &Tensor, p: Conv2dParams) -> Result<Tensor> {
+    const OP: &str = "conv2d";
+    let g = Geometry::new(OP, &x.shape, &w.shape, p)?;
+    if b.dims() != [g.o] {
+        return Err(shape_err(
+            OP,
+            "bias must have one value per output channel",
+            &[w.dims(), b.dims()],
+        ));
+    }
+    let y = gpu.output(OP, &g.y_dims())?;
+    let buffers = [
+        gpu.tensor_buffer(OP, x)?,
+        gpu.tensor_buffer(OP, w)?,
+        gpu.tensor_buffer(OP, b)?,
+        gpu.tensor_buffer(OP, &y)?,
+    ];
+    gpu.dispatch(&FORWARD, &g.params(y.numel()), &buffers, y.numel())?;
+    Ok(y)
+}
+
+/// dy (N,O,OH,OW), w (O,C,K,K) -> dx (N,C,H,W), H and W from `x_shape`
+pub(super) fn backward_input(
+    gpu: &GpuBackend,
+    dy: &Tensor,
+    w: &Tensor,
+    x_shape: &Shape,
+    p: Conv2dParams,
+) -> Result<Tensor> {
+    const OP: &str = "conv2d_backward_input";
+    let g = Geometry::new(OP, x_shape, &w.shape, p)?;
+    g.check_dy(OP, &[dy.dims(), x_shape.dims(), w.dims()])?;
+    let dx = gpu.output(OP, x_shape.dims())?;
+    let buffers = [
+        gpu.tensor_buffer(OP, w)?,
+        gpu.tensor_buffer(OP, dy)?,
+        gpu.tensor_buffer(OP, &dx)?,
+    ];
+    gpu.dispatch(&BACKWARD_INPUT, &g.params(dx.numel()), &buffers, dx.numel())?;
+    Ok(dx)
+}
+
+/// dy (N,O,OH,OW), x (N,C,H,W) -> (dw (O,C,K,K), db (O)), K from `w_shape`
+pub(super) fn backward_weight(
+    gpu: &GpuBackend,
+    dy: &Tensor,
+    x: &Tensor,
+    w_shape: &Shape,
+    p: Conv2dParams,
+) -> Result<(Tensor, Tensor)> {
+    const OP: &str = "conv2d_backward_weight";
+    let g = Geometry::new(OP, &x.shape, w_shape, p)?;
+    g.check_dy(OP, &[dy.dims(), x.dims(), w_shape.dims()])?;
+    let dw = gpu.output(OP, w_shape.dims())?;
+    let db = gpu.output(OP, &[g.o])?;
+    let (x_b, dy_b) = (gpu.tensor_buffer(OP, x)?, gpu.tensor_buffer(OP, dy)?);
+    sum_over_batch(gpu, &g, &BACKWARD_WEIGHT, &[x_b, dy_b], &dw)?;
+    sum_over_batch(gpu, &g, &BACKWARD_BIAS, &[dy_b], &db)?;
+    Ok((dw, db))
+}
+
+/// Runs a batch-summing gradient kernel into `out`: directly when the batch is one
+/// slice, else into (groups, out) partial sums that `conv2d_reduce_groups` adds up.
+fn sum_over_batch(
+    gpu: &GpuBackend,
+    g: &Geometry,
+    kernel: &Kernel,
+    inputs: &[&wgpu::Buffer],
+    out: &Tensor,
+) -> Result<()> {
+    const OP: &str = "conv2d_backward_weight";
+    let count = out.numel();
+    let groups = batch_groups(gpu, g.n, count);
+    let params = g.params_grouped(count, groups);
+    if groups <= 1 {
+        let buffers: Vec<&wgpu::Buffer> = inputs.iter().copied().chain([gpu.tensor_buffer(OP, out)?]).collect();
+        return gpu.dispatch(kernel, &params, &buffers, count);
+    }
+    let partial = gpu.output(OP, &[groups, count])?;
+    let buffers: Vec<&wgpu::Buffer> = inputs
+        .iter()
+        .copied()
+        .chain([gpu.tensor_buffer(OP, &partial)?])
+        .collect();
+    gpu.dispatch(kernel, &params, &buffers, groups * count)?;
+    let buffers = [gpu.tensor_buffer(OP, &partial)?, gpu.tensor_buffer(OP, out)?];
+    gpu.dispatch(&REDUCE_GROUPS, &params, &buffers, count)
+}
+
+/// Batch slices for a gradient of `count` elements: enough for about `TARGET_THREADS`
+/// threads, at most one per image, and small enough for one storage binding.
+fn batch_groups(gpu: &GpuBackend, n: usize, count: usize) -> usize {
+    let fits = (gpu.max_binding / 4) as usize / count.max(1);
+    let wanted = TARGET_THREADS.div_ceil(count.max(1)).min(n).min(fits).max(1);
+    // equal slices of ceil(n / wanted) images, none of them empty
+    n.max(1).div_ceil(n.max(1).div_ceil(wanted))
+}

@@ -1,0 +1,374 @@
+//! The WebGPU backend (wgpu: WebGPU in the browser, Vulkan natively). It must match the
+//! CPU backend, which is the specification; `tests/gpu_parity.rs` checks that it does.
+//!
+//! How a training step runs here:
+//! - tensors stay in GPU storage buffers (`GpuBuffer`, from a size-keyed pool);
+//! - each op validates shapes on the host, then encodes one or two compute dispatches into
+//!   the single pending command encoder (`recorder.rs`), with its parameters in a uniform
+//!   slice of the params arena;
+//! - `flush` (or `read`) submits everything at once; `read` then maps a staging buffer
+//!   asynchronously and never blocks the browser.
+//!
+//! Files: `context` gets a device, `pipelines` caches pipelines and layouts, `buffers` is
+//! the pool, `recorder` the encoder and arena; `conv`, `linear`, `pool`, `elementwise`,
+//! `loss` and `optim` encode the ops of one shader family each.
+
+mod buffers;
+mod context;
+mod conv;
+mod elementwise;
+mod linear;
+mod loss;
+mod optim;
+mod pipelines;
+mod pool;
+mod recorder;
+
+pub use buffers::GpuBuffer;
+
+use std::rc::Rc;
+
+use bytemuck::Pod;
+
+use super::{AdamHyper, Backend, Conv2dParams, CrossEntropy, PoolParams, ReadFuture, SgdHyper};
+use crate::error::{shape_err, Error, Result};
+use crate::tensor::{Data, Indices, Shape, Tensor};
+use buffers::{BufferPool, Writer};
+use context::Context;
+use pipelines::Kernel;
+use recorder::Recorder;
+
+/// Small by design (boxed parts), so that `Device` stays small too.
+pub struct GpuBackend {
+    ctx: Box<Context>,
+    buffers: Rc<BufferPool>,
+    rec: Box<Recorder>,
+    /// Largest storage binding, in bytes: no tensor may be bigger.
+    max_binding: u64,
+}
+
+/// Counters that show reuse: after the first step of a loop, none of them should grow
+/// except `dispatches`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GpuStats {
+    pub buffers_created: usize,
+    pub pipelines: usize,
+    pub dispatches: u64,
+}
+
+impl GpuBackend {
+    /// Requests an adapter and a device. Software adapters (lavapipe, SwiftShader) are
+    /// accepted; `is_software` tells the caller. Fails with `Error::Gpu` when there is none.
+    pub async fn request() -> Result<GpuBackend> {
+        let ctx = Context::acquire().await?;
+        let max_binding = ctx.device.limits().max_storage_buffer_binding_size;
+        let buffers = BufferPool::new(ctx.device.clone());
+        let rec = Recorder::new(ctx.device.clone(), ctx.queue.clone(), ctx.errors.clone());
+        Ok(GpuBackend {
+            ctx: Box::new(ctx),
+            buffers,
+            rec: Box::new(rec),
+            max_binding,
+        })
+    }
+
+    /// Adapter name, backend and kind, e.g. "llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, cpu)".
+    pub fn adapter_summary(&self) -> String {
+        self.ctx.summary()
+    }
+
+    /// True for CPU implementations of the GPU API (lavapipe, SwiftShader, fallback adapters).
+    pub fn is_software(&self) -> bool {
+        self.ctx.is_software()
+    }
+
+    /// Creates every pipeline now instead of on first use, so that no training step pays
+    /// for shader compilation; reports a shader the device rejects as `Error::Gpu`.
+    pub fn warm_up(&self) -> Result<()> {
+        let families = [
+            conv::KERNELS,
+            linear::KERNELS,
+            elementwise::KERNELS,
+            pool::KERNELS,
+            loss::KERNELS,
+            optim::KERNELS,
+        ];
+        for kernel in families.into_iter().flatten() {
+            self.rec.prepare(kernel);
+        }
+        self.rec.take_errors()
+    }
+
+    /// Reads max-pool indices or labels back (the trait's `read` is for f32 tensors).
+    pub async fn read_indices(&self, idx: &Indices) -> Result<Vec<u32>> {
+        let buffer = self.indices_buffer("read_indices", idx)?;
+        self.read_pod::<u32>("read_indices", buffer, idx.numel()).await
+    }
+
+    /// Frees the pool's idle buffers, e.g. after the model was rebuilt with other shapes;
+    /// buffers held by live tensors are untouched.
+    pub fn release_cached_buffers(&self) {
+        self.buffers.release_free();
+    }
+
+    pub fn stats(&self) -> GpuStats {
+        GpuStats {
+            buffers_created: self.buffers.created(),
+            pipelines: self.rec.pipeline_count(),
+            dispatches: self.rec.dispatch_count(),
+        }
+    }
+
+    // ---- helpers shared by the op files ----------------------------------------------
+
+    fn tensor_buffer<'t>(&self, op: &'static str, t: &'t Tensor) -> Result<&'t wgpu::Buffer> {
+        match &t.data {
+            Data::Gpu(b) => Ok(b.raw()),
+            Data::Cpu(_) => Err(shape_err(op, "tensor lives on the CPU, not the GPU", &[t.dims()])),
+        }
+    }
+
+    fn indices_buffer<'t>(&self, op: &'static str, i: &'t Indices) -> Result<&'t wgpu::Buffer> {
+        match &i.data {
+            Data::Gpu(b) => Ok(b.raw()),
+            Data::Cpu(_) => Err(shape_err(op, "indices live on the CPU, not the GPU", &[i.dims()])),
+        }
+    }
+
+    /// Storage for `numel` 4-byte elements, checked against the device's binding limit.
+    fn storage(&self, op: &'static str, dims: &[usize], writer: Writer) -> Result<GpuBuffer> {
+        let numel: usize = dims.iter().product();
+        let bytes = (numel as u64).saturating_mul(4);
+        if bytes > self.max_binding || numel > u32::MAX as usize {
+            return Err(shape_err(
+                op,
+                format!(
+                    "tensor of {bytes} bytes exceeds the device's storage binding limit of {} bytes",
+                    self.max_binding
+                ),
+                &[dims],
+            ));
+        }
+        Ok(self.buffers.storage(bytes, writer))
+    }
+
+    /// A new f32 tensor that a dispatch will write.
+    fn output(&self, op: &'static str, dims: &[usize]) -> Result<Tensor> {
+        let buffer = self.storage(op, dims, Writer::Encoder)?;
+        Ok(Tensor {
+            shape: Shape::new(dims),
+            data: Data::Gpu(buffer),
+        })
+    }
+
+    /// New u32 indices that a dispatch will write.
+    fn output_indices(&self, op: &'static str, dims: &[usize]) -> Result<Indices> {
+        let buffer = self.storage(op, dims, Writer::Encoder)?;
+        Ok(Indices {
+            shape: Shape::new(dims),
+            data: Data::Gpu(buffer),
+        })
+    }
+
+    fn dispatch<P: Pod>(&self, kernel: &Kernel, params: &P, buffers: &[&wgpu::Buffer], threads: usize) -> Result<()> {
+        self.rec.dispatch(kernel, params, buffers, threads as u64)
+    }
+
+    fn dispatch_groups<P: Pod>(
+        &self,
+        kernel: &Kernel,
+        params: &P,
+        buffers: &[&wgpu::Buffer],
+        groups: [u32; 3],
+        threads: usize,
+    ) -> Result<()> {
+        self.rec
+            .dispatch_groups(kernel, params, buffers, groups, threads as u64)
+    }
+
+    fn upload_words<T: Pod>(&self, op: &'static str, shape: &Shape, data: &[T]) -> Result<GpuBuffer> {
+        if data.len() != shape.numel() {
+            return Err(shape_err(
+                op,
+                format!("{} values for the shape", data.len()),
+                &[shape.dims()],
+            ));
+        }
+        let buffer = self.storage(op, shape.dims(), Writer::Queue)?;
+        if !data.is_empty() {
+            self.rec
+                .queue()
+                .write_buffer(buffer.raw(), 0, bytemuck::cast_slice(data));
+        }
+        Ok(buffer)
+    }
+
+    /// Copies `count` elements of `buffer` to a staging buffer, submits, maps it
+    /// asynchronously and collects the elements.
+    async fn read_pod<T: Pod>(&self, op: &'static str, buffer: &wgpu::Buffer, count: usize) -> Result<Vec<T>> {
+        let bytes = (count * std::mem::size_of::<T>()) as u64;
+        if bytes == 0 {
+            self.flush()?;
+            return Ok(Vec::new());
+        }
+        let staging = buffers::Staging::new(&self.buffers, bytes);
+        self.rec.with_encoder(|encoder| {
+            encoder.copy_buffer_to_buffer(buffer, 0, staging.raw(), 0, bytes);
+        });
+        self.flush()?;
+
+        let (sender, receiver) = futures_channel::oneshot::channel();
+        staging.map_read(bytes, move |result| {
+            // The receiver only disappears if the read future was dropped.
+            let _ = sender.send(result);
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        self.ctx
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("{op}: waiting for the GPU failed: {e}")))?;
+        match receiver.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Error::Gpu(format!("{op}: mapping the readback failed: {e}"))),
+            Err(_) => {
+                return Err(Error::Gpu(format!(
+                    "{op}: the readback was never mapped (device lost?)"
+                )))
+            }
+        }
+        self.rec.take_errors()?;
+        let data = {
+            let view = staging
+                .raw()
+                .slice(..bytes)
+                .get_mapped_range()
+                .map_err(|e| Error::Gpu(format!("{op}: reading the mapped range failed: {e}")))?;
+            bytemuck::pod_collect_to_vec::<u8, T>(&view)
+        };
+        Ok(data)
+    }
+}
+
+impl Backend for GpuBackend {
+    fn name(&self) -> &'static str {
+        "webgpu"
+    }
+
+    // ---- data movement -------------------------------------------------------------
+
+    fn upload(&self, shape: Shape, data: &[f32]) -> Result<Tensor> {
+        let buffer = self.upload_words("upload", &shape, data)?;
+        Ok(Tensor {
+            shape,
+            data: Data::Gpu(buffer),
+        })
+    }
+
+    fn upload_indices(&self, shape: Shape, data: &[u32]) -> Result<Indices> {
+        let buffer = self.upload_words("upload_indices", &shape, data)?;
+        Ok(Indices {
+            shape,
+            data: Data::Gpu(buffer),
+        })
+    }
+
+    fn zeros(&self, shape: Shape) -> Result<Tensor> {
+        let t = self.output("zeros", shape.dims())?;
+        let buffer = self.tensor_buffer("zeros", &t)?;
+        self.rec.with_encoder(|encoder| encoder.clear_buffer(buffer, 0, None));
+        Ok(t)
+    }
+
+    fn read<'a>(&'a self, x: &'a Tensor) -> ReadFuture<'a> {
+        Box::pin(async move {
+            let buffer = self.tensor_buffer("read", x)?;
+            self.read_pod::<f32>("read", buffer, x.numel()).await
+        })
+    }
+
+    fn flush(&self) -> Result<()> {
+        let submitted = self.rec.submit();
+        if submitted {
+            self.buffers.settle();
+        }
+        self.rec.take_errors()
+    }
+
+    // ---- convolution -----------------------------------------------------------------
+
+    fn conv2d(&self, x: &Tensor, w: &Tensor, b: &Tensor, p: Conv2dParams) -> Result<Tensor> {
+        conv::forward(self, x, w, b, p)
+    }
+
+    fn conv2d_backward_input(&self, dy: &Tensor, w: &Tensor, x_shape: &Shape, p: Conv2dParams) -> Result<Tensor> {
+        conv::backward_input(self, dy, w, x_shape, p)
+    }
+
+    fn conv2d_backward_weight(
+        &self,
+        dy: &Tensor,
+        x: &Tensor,
+        w_shape: &Shape,
+        p: Conv2dParams,
+    ) -> Result<(Tensor, Tensor)> {
+        conv::backward_weight(self, dy, x, w_shape, p)
+    }
+
+    // ---- fully connected -------------------------------------------------------------
+
+    fn linear(&self, x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+        linear::forward(self, x, w, b)
+    }
+
+    fn linear_backward(&self, dy: &Tensor, x: &Tensor, w: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        linear::backward(self, dy, x, w)
+    }
+
+    // ---- activations -----------------------------------------------------------------
+
+    fn relu(&self, x: &Tensor) -> Result<Tensor> {
+        elementwise::relu(self, x)
+    }
+
+    fn relu_backward(&self, dy: &Tensor, y: &Tensor) -> Result<Tensor> {
+        elementwise::relu_backward(self, dy, y)
+    }
+
+    // ---- pooling ---------------------------------------------------------------------
+
+    fn max_pool2d(&self, x: &Tensor, p: PoolParams) -> Result<(Tensor, Indices)> {
+        pool::max_forward(self, x, p)
+    }
+
+    fn max_pool2d_backward(&self, dy: &Tensor, idx: &Indices, x_shape: &Shape) -> Result<Tensor> {
+        pool::max_backward(self, dy, idx, x_shape)
+    }
+
+    fn avg_pool2d(&self, x: &Tensor, p: PoolParams) -> Result<Tensor> {
+        pool::avg_forward(self, x, p)
+    }
+
+    fn avg_pool2d_backward(&self, dy: &Tensor, x_shape: &Shape, p: PoolParams) -> Result<Tensor> {
+        pool::avg_backward(self, dy, x_shape, p)
+    }
+
+    // ---- loss --------------------------------------------------------------------------
+
+    fn softmax_cross_entropy(&self, logits: &Tensor, labels: &Indices) -> Result<CrossEntropy> {
+        loss::softmax_cross_entropy(self, logits, labels)
+    }
+
+    // ---- accumulation and optimizers ---------------------------------------------------
+
+    fn add_assign(&self, acc: &mut Tensor, x: &Tensor) -> Result<()> {
+        elementwise::add_assign(self, acc, x)
+    }
+
+    fn sgd_step(&self, p: &mut Tensor, g: &Tensor, v: &mut Tensor, h: SgdHyper) -> Result<()> {
+        optim::sgd(self, p, g, v, h)
+    }
+
+    fn adam_step(&self, p: &mut Tensor, g: &Tensor, m: &mut Tensor, v: &mut Tensor, h: AdamHyper) -> Result<()> {
+        optim::adam(self, p, g, m, v, h)
+    }
+}

@@ -1,0 +1,541 @@
+//! The GPU backend against the CPU backend (the specification): every op, forward and
+//! backward, on small seeded random shapes, element-wise within 1e-4 · max(1, |cpu|).
+//! Also the GPU rules that parity alone would not catch: buffer and pipeline reuse, many
+//! ops in one encoder, 2-D dispatch of large element counts, uploads that must not race
+//! pending work, and errors that match the CPU's.
+//!
+//! Without an adapter every test prints "skipped: no GPU adapter" and passes. Natively on
+//! a machine without a GPU, Mesa's lavapipe (`mesa-vulkan-drivers`) provides one.
+#![cfg(not(target_arch = "wasm32"))]
+
+use cnn_playground::backend::cpu::CpuBackend;
+use cnn_playground::backend::gpu::GpuBackend;
+use cnn_playground::backend::{AdamHyper, Backend, Conv2dParams, PoolParams, SgdHyper};
+use cnn_playground::tensor::{Indices, Shape, Tensor};
+
+const TOL: f32 = 1e-4;
+
+// ---- setup ------------------------------------------------------------------------------
+
+/// The CPU reference and the GPU under test, fed the same host data.
+struct Pair {
+    cpu: CpuBackend,
+    gpu: GpuBackend,
+    rng: Rng,
+}
+
+/// A `Pair`, or `None` (after saying so) when this machine has no adapter.
+fn pair(seed: u64) -> Option<Pair> {
+    match pollster::block_on(GpuBackend::request()) {
+        Ok(gpu) => Some(Pair {
+            cpu: CpuBackend::new(),
+            gpu,
+            rng: Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
+        }),
+        Err(e) => {
+            println!("skipped: no GPU adapter ({e})");
+            None
+        }
+    }
+}
+
+/// xorshift64*: small, seeded, good enough for test data.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in [-1, 1).
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+impl Pair {
+    fn data(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.rng.unit()).collect()
+    }
+
+    /// Values on a coarse grid (multiples of 0.25), so windows and rows contain ties.
+    fn coarse(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| (self.rng.unit() * 4.0).round() / 4.0).collect()
+    }
+
+    /// The same host data uploaded to both backends.
+    fn up(&self, dims: &[usize], data: &[f32]) -> (Tensor, Tensor) {
+        let c = self.cpu.upload(Shape::new(dims), data).expect("cpu upload");
+        let g = self.gpu.upload(Shape::new(dims), data).expect("gpu upload");
+        (c, g)
+    }
+
+    fn rand(&mut self, dims: &[usize]) -> (Tensor, Tensor) {
+        let data = self.data(dims.iter().product());
+        self.up(dims, &data)
+    }
+
+    fn up_idx(&self, dims: &[usize], data: &[u32]) -> (Indices, Indices) {
+        let c = self.cpu.upload_indices(Shape::new(dims), data).expect("cpu upload");
+        let g = self.gpu.upload_indices(Shape::new(dims), data).expect("gpu upload");
+        (c, g)
+    }
+}
+
+fn read(b: &dyn Backend, t: &Tensor) -> Vec<f32> {
+    pollster::block_on(b.read(t)).expect("read")
+}
+
+/// Element-wise |gpu - cpu| <= TOL · max(1, |cpu|), shapes equal; names the op and the
+/// first few mismatches.
+fn assert_close(what: &str, cpu: &Tensor, gpu: &Tensor, p: &Pair) {
+    assert_eq!(cpu.dims(), gpu.dims(), "{what}: shapes differ");
+    let want = read(&p.cpu, cpu);
+    let got = read(&p.gpu, gpu);
+    assert_eq!(want.len(), got.len(), "{what}: lengths differ");
+    let bad: Vec<String> = want
+        .iter()
+        .zip(&got)
+        .enumerate()
+        .filter(|(_, (w, g))| (*w - *g).abs() > TOL * w.abs().max(1.0) || w.is_nan() != g.is_nan())
+        .take(5)
+        .map(|(i, (w, g))| format!("[{i}] cpu {w} gpu {g}"))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{what} {:?}: GPU differs from CPU: {}",
+        cpu.dims(),
+        bad.join(", ")
+    );
+}
+
+// ---- convolution ---------------------------------------------------------------------------
+
+/// (x dims, out channels, kernel, stride, padding)
+const CONV_CASES: &[([usize; 4], usize, usize, usize, usize)] = &[
+    ([2, 3, 7, 6], 4, 3, 1, 1),
+    ([2, 3, 7, 6], 4, 3, 2, 0),
+    ([1, 2, 9, 9], 3, 3, 2, 1),
+    ([3, 4, 5, 5], 2, 1, 1, 0),
+    ([1, 1, 8, 7], 5, 5, 3, 2),
+    ([2, 2, 4, 4], 3, 4, 1, 0),
+    // 40 images, 2304 weights: the weight gradient sums uneven slices of 2 images
+    ([40, 16, 6, 6], 16, 3, 1, 1),
+];
+
+#[test]
+fn conv2d_forward_and_backward_match_cpu() {
+    let Some(mut p) = pair(1) else { return };
+    for &(xd, o, k, stride, padding) in CONV_CASES {
+        let cp = Conv2dParams { stride, padding };
+        let (xc, xg) = p.rand(&xd);
+        let (wc, wg) = p.rand(&[o, xd[1], k, k]);
+        let (bc, bg) = p.rand(&[o]);
+        let yc = p.cpu.conv2d(&xc, &wc, &bc, cp).expect("cpu conv2d");
+        let yg = p.gpu.conv2d(&xg, &wg, &bg, cp).expect("gpu conv2d");
+        let case = format!("conv2d x{xd:?} k{k} s{stride} p{padding}");
+        assert_close(&format!("{case}: y"), &yc, &yg, &p);
+
+        let (dyc, dyg) = p.rand(yc.dims());
+        let dxc = p.cpu.conv2d_backward_input(&dyc, &wc, &xc.shape, cp).expect("cpu dx");
+        let dxg = p.gpu.conv2d_backward_input(&dyg, &wg, &xg.shape, cp).expect("gpu dx");
+        assert_close(&format!("{case}: dx"), &dxc, &dxg, &p);
+
+        let (dwc, dbc) = p.cpu.conv2d_backward_weight(&dyc, &xc, &wc.shape, cp).expect("cpu dw");
+        let (dwg, dbg) = p.gpu.conv2d_backward_weight(&dyg, &xg, &wg.shape, cp).expect("gpu dw");
+        assert_close(&format!("{case}: dw"), &dwc, &dwg, &p);
+        assert_close(&format!("{case}: db"), &dbc, &dbg, &p);
+    }
+}
+
+// ---- linear --------------------------------------------------------------------------------
+
+#[test]
+fn linear_forward_and_backward_match_cpu() {
+    let Some(mut p) = pair(2) else { return };
+    // (N, K, O): tile multiples, ragged edges, and a 1×1×1 corner case
+    for &(n, k, o) in &[(5, 37, 19), (32, 16, 16), (33, 17, 10), (1, 1, 1), (7, 70, 3)] {
+        let (xc, xg) = p.rand(&[n, k]);
+        let (wc, wg) = p.rand(&[o, k]);
+        let (bc, bg) = p.rand(&[o]);
+        let case = format!("linear N{n} K{k} O{o}");
+        let yc = p.cpu.linear(&xc, &wc, &bc).expect("cpu linear");
+        let yg = p.gpu.linear(&xg, &wg, &bg).expect("gpu linear");
+        assert_close(&format!("{case}: y"), &yc, &yg, &p);
+
+        let (dyc, dyg) = p.rand(&[n, o]);
+        let (dxc, dwc, dbc) = p.cpu.linear_backward(&dyc, &xc, &wc).expect("cpu backward");
+        let (dxg, dwg, dbg) = p.gpu.linear_backward(&dyg, &xg, &wg).expect("gpu backward");
+        assert_close(&format!("{case}: dx"), &dxc, &dxg, &p);
+        assert_close(&format!("{case}: dw"), &dwc, &dwg, &p);
+        assert_close(&format!("{case}: db"), &dbc, &dbg, &p);
+    }
+}
+
+// ---- activations and accumulation ------------------------------------------------------------
+
+#[test]
+fn relu_and_add_assign_match_cpu() {
+    let Some(mut p) = pair(3) else { return };
+    let dims = [3, 5, 7];
+    let data = p.coarse(105); // exact zeros included: relu'(0) is 0 on both
+    let (xc, xg) = p.up(&dims, &data);
+    let yc = p.cpu.relu(&xc).expect("cpu relu");
+    let yg = p.gpu.relu(&xg).expect("gpu relu");
+    assert_close("relu: y", &yc, &yg, &p);
+
+    let (dyc, dyg) = p.rand(&dims);
+    let dxc = p.cpu.relu_backward(&dyc, &yc).expect("cpu relu_backward");
+    let dxg = p.gpu.relu_backward(&dyg, &yg).expect("gpu relu_backward");
+    assert_close("relu_backward: dx", &dxc, &dxg, &p);
+
+    let (mut acc_c, mut acc_g) = p.rand(&[4, 33]);
+    for _ in 0..3 {
+        let (xc, xg) = p.rand(&[4, 33]);
+        p.cpu.add_assign(&mut acc_c, &xc).expect("cpu add_assign");
+        p.gpu.add_assign(&mut acc_g, &xg).expect("gpu add_assign");
+    }
+    assert_close("add_assign", &acc_c, &acc_g, &p);
+}
+
+// ---- pooling --------------------------------------------------------------------------------
+
+/// (x dims, window, stride): tiling, overlapping windows, ragged edges.
+const POOL_CASES: &[([usize; 4], usize, usize)] = &[
+    ([2, 3, 8, 8], 2, 2),
+    ([2, 2, 7, 7], 3, 2),
+    ([1, 3, 6, 5], 3, 1),
+    ([2, 1, 9, 6], 2, 3),
+    ([1, 2, 4, 4], 4, 4),
+];
+
+#[test]
+fn max_pool_values_indices_and_backward_match_cpu() {
+    let Some(mut p) = pair(4) else { return };
+    for &(xd, kernel, stride) in POOL_CASES {
+        let pp = PoolParams { kernel, stride };
+        let case = format!("max_pool2d x{xd:?} k{kernel} s{stride}");
+        let data = p.coarse(xd.iter().product()); // ties: the first maximum must win
+        let (xc, xg) = p.up(&xd, &data);
+        let (yc, ic) = p.cpu.max_pool2d(&xc, pp).expect("cpu max_pool2d");
+        let (yg, ig) = p.gpu.max_pool2d(&xg, pp).expect("gpu max_pool2d");
+        assert_close(&format!("{case}: y"), &yc, &yg, &p);
+        let got = pollster::block_on(p.gpu.read_indices(&ig)).expect("read indices");
+        assert_eq!(ic.cpu().expect("cpu indices"), got.as_slice(), "{case}: indices");
+
+        let (dyc, dyg) = p.rand(yc.dims());
+        let dxc = p.cpu.max_pool2d_backward(&dyc, &ic, &xc.shape).expect("cpu backward");
+        let dxg = p.gpu.max_pool2d_backward(&dyg, &ig, &xg.shape).expect("gpu backward");
+        assert_close(&format!("{case}: dx"), &dxc, &dxg, &p);
+    }
+}
+
+#[test]
+fn max_pool_backward_routes_uploaded_indices_like_cpu() {
+    // Indices need not come from a forward pass (max-unpooling reuses them): any index
+    // inside the plane, repeated ones included, must be routed the same way.
+    let Some(mut p) = pair(5) else { return };
+    let (xd, yd) = ([2, 3, 5, 4], [2, 3, 3, 3]);
+    let idx: Vec<u32> = (0..54).map(|_| p.rng.below(20) as u32).collect();
+    let (ic, ig) = p.up_idx(&yd, &idx);
+    let (dyc, dyg) = p.rand(&yd);
+    let x_shape = Shape::new(&xd);
+    let dxc = p.cpu.max_pool2d_backward(&dyc, &ic, &x_shape).expect("cpu backward");
+    let dxg = p.gpu.max_pool2d_backward(&dyg, &ig, &x_shape).expect("gpu backward");
+    assert_close("max_pool2d_backward (uploaded indices)", &dxc, &dxg, &p);
+}
+
+#[test]
+fn avg_pool_forward_and_backward_match_cpu() {
+    let Some(mut p) = pair(6) else { return };
+    for &(xd, kernel, stride) in POOL_CASES {
+        let pp = PoolParams { kernel, stride };
+        let case = format!("avg_pool2d x{xd:?} k{kernel} s{stride}");
+        let (xc, xg) = p.rand(&xd);
+        let yc = p.cpu.avg_pool2d(&xc, pp).expect("cpu avg_pool2d");
+        let yg = p.gpu.avg_pool2d(&xg, pp).expect("gpu avg_pool2d");
+        assert_close(&format!("{case}: y"), &yc, &yg, &p);
+
+        let (dyc, dyg) = p.rand(yc.dims());
+        let dxc = p.cpu.avg_pool2d_backward(&dyc, &xc.shape, pp).expect("cpu backward");
+        let dxg = p.gpu.avg_pool2d_backward(&dyg, &xg.shape, pp).expect("gpu backward");
+        assert_close(&format!("{case}: dx"), &dxc, &dxg, &p);
+    }
+}
+
+// ---- loss -----------------------------------------------------------------------------------
+
+#[test]
+fn softmax_cross_entropy_matches_cpu() {
+    let Some(mut p) = pair(7) else { return };
+    // 300 rows: more than the reduction's 256 threads
+    for &(n, k) in &[(6, 10), (300, 3), (1, 1), (17, 5)] {
+        let case = format!("softmax_cross_entropy N{n} K{k}");
+        let logits: Vec<f32> = p.coarse(n * k).iter().map(|v| v * 8.0).collect(); // ties
+        let (zc, zg) = p.up(&[n, k], &logits);
+        let labels: Vec<u32> = (0..n).map(|_| p.rng.below(k) as u32).collect();
+        let (lc, lg) = p.up_idx(&[n], &labels);
+        let cc = p.cpu.softmax_cross_entropy(&zc, &lc).expect("cpu loss");
+        let cg = p.gpu.softmax_cross_entropy(&zg, &lg).expect("gpu loss");
+        assert_close(&format!("{case}: loss"), &cc.loss, &cg.loss, &p);
+        assert_close(&format!("{case}: dlogits"), &cc.dlogits, &cg.dlogits, &p);
+        assert_close(&format!("{case}: correct"), &cc.correct, &cg.correct, &p);
+    }
+}
+
+// ---- optimizers -----------------------------------------------------------------------------
+
+#[test]
+fn sgd_and_adam_steps_match_cpu() {
+    let Some(mut p) = pair(8) else { return };
+    let dims = [5, 13];
+    let (mut pc, mut pg) = p.rand(&dims);
+    let (mut vc, mut vg) = (
+        p.cpu.zeros(Shape::new(&dims)).expect("zeros"),
+        p.gpu.zeros(Shape::new(&dims)).expect("zeros"),
+    );
+    let h = SgdHyper { lr: 0.1, momentum: 0.9 };
+    for step in 0..3 {
+        let (gc, gg) = p.rand(&dims);
+        p.cpu.sgd_step(&mut pc, &gc, &mut vc, h).expect("cpu sgd");
+        p.gpu.sgd_step(&mut pg, &gg, &mut vg, h).expect("gpu sgd");
+        assert_close(&format!("sgd step {step}: p"), &pc, &pg, &p);
+        assert_close(&format!("sgd step {step}: v"), &vc, &vg, &p);
+    }
+
+    let (mut pc, mut pg) = p.rand(&dims);
+    let zeros = |b: &dyn Backend| b.zeros(Shape::new(&dims)).expect("zeros");
+    let (mut mc, mut mg, mut vc, mut vg) = (zeros(&p.cpu), zeros(&p.gpu), zeros(&p.cpu), zeros(&p.gpu));
+    for t in 1..=3 {
+        let h = AdamHyper {
+            lr: 0.01,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            t,
+        };
+        let (gc, gg) = p.rand(&dims);
+        p.cpu.adam_step(&mut pc, &gc, &mut mc, &mut vc, h).expect("cpu adam");
+        p.gpu.adam_step(&mut pg, &gg, &mut mg, &mut vg, h).expect("gpu adam");
+        assert_close(&format!("adam t={t}: p"), &pc, &pg, &p);
+        assert_close(&format!("adam t={t}: m"), &mc, &mg, &p);
+        assert_close(&format!("adam t={t}: v"), &vc, &vg, &p);
+    }
+}
+
+// ---- GPU rules ------------------------------------------------------------------------------
+
+/// One small training step (conv → relu → max-pool → linear → loss → backward → SGD),
+/// encoded into one command encoder; returns the loss tensor.
+fn train_step(
+    b: &dyn Backend,
+    params: &mut [Tensor; 4],
+    vel: &mut [Tensor; 4],
+    x: &Tensor,
+    labels: &Indices,
+) -> Tensor {
+    let cp = Conv2dParams { stride: 1, padding: 1 };
+    let pp = PoolParams { kernel: 2, stride: 2 };
+    let h = b.conv2d(x, &params[0], &params[1], cp).expect("conv2d");
+    let a = b.relu(&h).expect("relu");
+    let (pooled, idx) = b.max_pool2d(&a, pp).expect("max_pool2d");
+    let pooled_shape = pooled.shape.clone();
+    let flat = pooled.reshape(Shape::new(&[x.dims()[0], 2 * 3 * 3])).expect("flatten");
+    let logits = b.linear(&flat, &params[2], &params[3]).expect("linear");
+    let ce = b.softmax_cross_entropy(&logits, labels).expect("loss");
+    let (dflat, dw2, db2) = b
+        .linear_backward(&ce.dlogits, &flat, &params[2])
+        .expect("linear_backward");
+    let dpooled = dflat.reshape(pooled_shape).expect("unflatten");
+    let da = b.max_pool2d_backward(&dpooled, &idx, &a.shape).expect("pool backward");
+    let dh = b.relu_backward(&da, &a).expect("relu backward");
+    let (dw1, db1) = b
+        .conv2d_backward_weight(&dh, x, &params[0].shape, cp)
+        .expect("conv backward");
+    let grads = [dw1, db1, dw2, db2];
+    for ((p, v), g) in params.iter_mut().zip(vel.iter_mut()).zip(&grads) {
+        b.sgd_step(p, g, v, SgdHyper { lr: 0.1, momentum: 0.9 }).expect("sgd");
+    }
+    ce.loss
+}
+
+#[test]
+fn training_steps_match_cpu_and_reuse_buffers_and_pipelines() {
+    let Some(mut p) = pair(9) else { return };
+    let shapes: [&[usize]; 4] = [&[2, 1, 3, 3], &[2], &[4, 18], &[4]];
+    let mut params_c: Vec<Tensor> = Vec::new();
+    let mut params_g: Vec<Tensor> = Vec::new();
+    for dims in shapes {
+        let data: Vec<f32> = p.data(dims.iter().product()).iter().map(|v| v * 0.5).collect();
+        let (c, g) = p.up(dims, &data);
+        params_c.push(c);
+        params_g.push(g);
+    }
+    let zeros = |b: &dyn Backend| shapes.map(|d| b.zeros(Shape::new(d)).expect("zeros"));
+    let (mut vel_c, mut vel_g) = (zeros(&p.cpu), zeros(&p.gpu));
+    let mut params_c: [Tensor; 4] = params_c.try_into().ok().expect("four params");
+    let mut params_g: [Tensor; 4] = params_g.try_into().ok().expect("four params");
+    let (xc, xg) = p.rand(&[3, 1, 6, 6]);
+    let (lc, lg) = p.up_idx(&[3], &[0, 3, 1]);
+
+    p.gpu.warm_up().expect("warm_up");
+    let pipelines = p.gpu.stats().pipelines;
+    let mut after_first = None;
+    for step in 0..4 {
+        let loss_c = train_step(&p.cpu, &mut params_c, &mut vel_c, &xc, &lc);
+        let loss_g = train_step(&p.gpu, &mut params_g, &mut vel_g, &xg, &lg);
+        p.gpu.flush().expect("flush");
+        assert_close(&format!("step {step}: loss"), &loss_c, &loss_g, &p);
+        for (i, (c, g)) in params_c.iter().zip(&params_g).enumerate() {
+            assert_close(&format!("step {step}: param {i}"), c, g, &p);
+        }
+        let stats = p.gpu.stats();
+        assert_eq!(stats.pipelines, pipelines, "step {step} created pipelines");
+        match after_first {
+            None => after_first = Some(stats.buffers_created),
+            Some(created) => {
+                assert_eq!(stats.buffers_created, created, "step {step} created buffers")
+            }
+        }
+    }
+}
+
+#[test]
+fn warm_up_creates_one_pipeline_per_entry_point() {
+    let Some(p) = pair(15) else { return };
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shaders");
+    let entry_points: usize = std::fs::read_dir(dir)
+        .expect("shaders/")
+        .map(|e| std::fs::read_to_string(e.expect("entry").path()).expect("readable shader"))
+        .map(|src| src.matches("@compute").count())
+        .sum();
+    let started = std::time::Instant::now();
+    p.gpu.warm_up().expect("every pipeline compiles");
+    println!(
+        "warm_up: {} pipelines in {:?}",
+        p.gpu.stats().pipelines,
+        started.elapsed()
+    );
+    assert_eq!(p.gpu.stats().pipelines, entry_points);
+    p.gpu.warm_up().expect("second warm_up");
+    assert_eq!(p.gpu.stats().pipelines, entry_points, "pipelines are created once");
+}
+
+#[test]
+fn uploads_never_overwrite_buffers_that_pending_work_still_reads() {
+    // x is uploaded, read by relu, then dropped while that relu is still only encoded. A
+    // later upload of the same size must not land in x's buffer: queue writes run before
+    // the encoder, so relu would see the new data.
+    let Some(p) = pair(10) else { return };
+    let dims = [64];
+    let first: Vec<f32> = (0..64).map(|i| i as f32 - 20.0).collect();
+    let second = vec![-7.0f32; 64];
+    let x = p.gpu.upload(Shape::new(&dims), &first).expect("upload");
+    let y = p.gpu.relu(&x).expect("relu");
+    drop(x);
+    let z = p.gpu.upload(Shape::new(&dims), &second).expect("upload");
+    let want: Vec<f32> = first.iter().map(|v| v.max(0.0)).collect();
+    assert_eq!(read(&p.gpu, &y), want);
+    assert_eq!(read(&p.gpu, &z), second);
+}
+
+#[test]
+fn many_dispatches_in_one_encoder_each_keep_their_own_params() {
+    // 600 SGD steps with different learning rates, encoded before one submit: more than
+    // one params-arena chunk, and every dispatch must see its own lr.
+    let Some(mut p) = pair(14) else { return };
+    let dims = [3, 7];
+    let (mut pc, mut pg) = p.rand(&dims);
+    let (gc, gg) = p.rand(&dims);
+    let zeros = |b: &dyn Backend| b.zeros(Shape::new(&dims)).expect("zeros");
+    let (mut vc, mut vg) = (zeros(&p.cpu), zeros(&p.gpu));
+    let before = p.gpu.stats().dispatches;
+    for i in 0..600 {
+        let h = SgdHyper {
+            lr: 1e-3 * (i % 7) as f32,
+            momentum: 0.0,
+        };
+        p.cpu.sgd_step(&mut pc, &gc, &mut vc, h).expect("cpu sgd");
+        p.gpu.sgd_step(&mut pg, &gg, &mut vg, h).expect("gpu sgd");
+    }
+    assert_eq!(p.gpu.stats().dispatches - before, 600);
+    assert_close("600 sgd steps in one encoder", &pc, &pg, &p);
+}
+
+#[test]
+fn dropped_tensors_are_reused_until_the_cache_is_released() {
+    let Some(p) = pair(16) else { return };
+    let keep = p.gpu.upload(Shape::new(&[10]), &[1.5; 10]).expect("upload");
+    let temp = p.gpu.relu(&keep).expect("relu");
+    drop(temp);
+    p.gpu.flush().expect("flush");
+    let created = p.gpu.stats().buffers_created;
+    let again = p.gpu.relu(&keep).expect("relu");
+    assert_eq!(p.gpu.stats().buffers_created, created, "the dropped buffer is reused");
+    drop(again);
+    p.gpu.release_cached_buffers();
+    let fresh = p.gpu.relu(&keep).expect("relu");
+    assert_eq!(p.gpu.stats().buffers_created, created + 1, "the cache was emptied");
+    assert_eq!(read(&p.gpu, &fresh), vec![1.5; 10]);
+    assert_eq!(read(&p.gpu, &keep), vec![1.5; 10], "live tensors are untouched");
+}
+
+#[test]
+fn large_element_counts_use_a_two_dimensional_dispatch() {
+    // 65535 workgroups of 64 threads cover 4,194,240 elements; go past that.
+    let Some(p) = pair(11) else { return };
+    let n = 4_194_240 + 1000;
+    let data: Vec<f32> = (0..n)
+        .map(|i| if i % 3 == 0 { -1.0 } else { (i % 1000) as f32 })
+        .collect();
+    let x = p.gpu.upload(Shape::new(&[n]), &data).expect("upload");
+    let y = p.gpu.relu(&x).expect("relu");
+    let got = read(&p.gpu, &y);
+    assert_eq!(got.len(), n);
+    let wrong = got.iter().zip(&data).position(|(g, d)| *g != d.max(0.0));
+    assert_eq!(wrong, None, "first wrong element");
+}
+
+#[test]
+fn shape_errors_match_the_cpu_backend() {
+    let Some(mut p) = pair(12) else { return };
+    let cp = Conv2dParams { stride: 1, padding: 0 };
+    let (xc, xg) = p.rand(&[1, 3, 5, 5]);
+    let (wc, wg) = p.rand(&[2, 4, 3, 3]); // 4 channels, x has 3
+    let (bc, bg) = p.rand(&[2]);
+    let ec = p.cpu.conv2d(&xc, &wc, &bc, cp).err().expect("cpu must reject");
+    let eg = p.gpu.conv2d(&xg, &wg, &bg, cp).err().expect("gpu must reject");
+    assert_eq!(ec.to_string(), eg.to_string());
+
+    let (ac, ag) = p.rand(&[3, 4]);
+    let (lc, lg) = p.rand(&[4, 3]);
+    let ec = p.cpu.linear(&ac, &lc, &bc).err().expect("cpu must reject");
+    let eg = p.gpu.linear(&ag, &lg, &bg).err().expect("gpu must reject");
+    assert_eq!(ec.to_string(), eg.to_string());
+
+    let pp = PoolParams { kernel: 6, stride: 1 };
+    let ec = p.cpu.max_pool2d(&xc, pp).err().expect("cpu must reject");
+    let eg = p.gpu.max_pool2d(&xg, pp).err().expect("gpu must reject");
+    assert_eq!(ec.to_string(), eg.to_string());
+
+    // a CPU tensor given to the GPU backend is an error, not a panic
+    let err = p.gpu.relu(&xc).err().expect("gpu must reject a CPU tensor");
+    assert!(err.to_string().contains("relu"), "{err}");
+}
+
+#[test]
+fn adapter_is_described_and_lavapipe_counts_as_software() {
+    let Some(p) = pair(13) else { return };
+    let summary = p.gpu.adapter_summary();
+    println!("adapter: {summary}; software: {}", p.gpu.is_software());
+    assert!(summary.contains('(') && summary.ends_with(')'), "{summary}");
+    if summary.to_lowercase().contains("llvmpipe") {
+        assert!(p.gpu.is_software(), "lavapipe must count as a software adapter");
+    }
+    assert_eq!(p.gpu.name(), "webgpu");
+}
