@@ -53,6 +53,28 @@ impl TrainConfig {
         Ok(c)
     }
 
+    /// This config with the fields present in `text` (a JSON object) replaced; fields left
+    /// out keep their current values. Unknown fields and bad values are refused.
+    pub fn merged_with_json(&self, text: &str) -> Result<TrainConfig> {
+        let parse = |e: serde_json::Error| Error::Parse {
+            what: "train config",
+            message: e.to_string(),
+        };
+        let serde_json::Value::Object(changes) = serde_json::from_str(text).map_err(parse)? else {
+            return Err(Error::Parse {
+                what: "train config",
+                message: "expected a JSON object".into(),
+            });
+        };
+        let mut merged = serde_json::to_value(self).map_err(parse)?;
+        if let serde_json::Value::Object(fields) = &mut merged {
+            fields.extend(changes);
+        }
+        let c: TrainConfig = serde_json::from_value(merged).map_err(parse)?;
+        c.validate()?;
+        Ok(c)
+    }
+
     pub fn validate(&self) -> Result<()> {
         if self.batch == 0 || self.batch > MAX_BATCH {
             return Err(Error::Config {

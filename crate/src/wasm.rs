@@ -86,10 +86,11 @@ impl Playground {
         })
     }
 
-    /// Applies lr / batch / optimizer / momentum from the next step. Throws on bad values.
+    /// Applies lr / batch / optimizer / momentum from the next step; fields left out keep
+    /// their values. Throws on bad values, and on seed or backend changes (those need a new run).
     pub fn set_config(&self, config_json: &str) -> Result<(), JsValue> {
-        let config = TrainConfig::from_json(config_json).map_err(js)?;
         let mut t = self.inner.try_borrow_mut().map_err(|_| busy())?;
+        let config = t.config().merged_with_json(config_json).map_err(js)?;
         t.set_config(config).map_err(js)
     }
 

@@ -91,6 +91,14 @@ fn settings_change_mid_run_without_reset_and_bad_ones_are_refused() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("backend"), "{e}");
+    // A partial update keeps every field it does not name.
+    let merged = t.config().merged_with_json(r#"{"lr":0.002}"#).unwrap();
+    assert_eq!((merged.lr, merged.batch, merged.seed), (0.002, 32, t.config().seed));
+    t.set_config(merged).unwrap();
+    let e = t.config().merged_with_json(r#"{"batch":-1}"#).unwrap_err().to_string();
+    assert!(e.contains("invalid train config"), "{e}");
+    let e = t.config().merged_with_json("[1,2]").unwrap_err().to_string();
+    assert!(e.contains("expected a JSON object"), "{e}");
     for (json, want) in [
         (r#"{"batch":0}"#, "config: batch must be between 1 and"),
         (r#"{"lr":-1}"#, "config: lr must be in"),

@@ -6,7 +6,8 @@
 //! ```
 //!
 //! The split is fixed, independent of any seed: within each class, every tenth digit
-//! (positions 9, 19, 29, ... in class order) is validation, the rest is training.
+//! (positions 9, 19, 29, ... in class order) is validation, the rest is training. Both
+//! lists are put in one fixed shuffled order, so any prefix mixes the classes.
 
 use super::Rng;
 use crate::error::{Error, Result};
@@ -62,6 +63,10 @@ impl Mnist {
                 train.push(i as u32);
             }
         }
+        // The asset is in class order; a fixed shuffle makes every prefix of either split a
+        // fair sample (evaluating on the first n examples must not see only zeros).
+        Rng::new(0x5eed_7a1).shuffle(&mut train);
+        Rng::new(0x5eed_7a1 + 1).shuffle(&mut val);
         Ok(Mnist {
             rows,
             cols,
@@ -143,6 +148,12 @@ mod tests {
         let m = Mnist::parse(&asset(200)).unwrap();
         assert_eq!((m.train.len(), m.val.len()), (180, 20));
         assert!(m.val.iter().all(|v| !m.train.contains(v)));
+        // Any prefix mixes the classes (the asset itself is in class order).
+        let first: std::collections::HashSet<u8> = m.val[..10].iter().map(|&i| m.labels[i as usize]).collect();
+        assert!(
+            first.len() >= 5,
+            "the first 10 validation examples have classes {first:?}"
+        );
         let b = m.batch(&[3]);
         assert_eq!(b.labels, vec![3]);
         assert_eq!(b.images, vec![12.0 / 255.0, 13.0 / 255.0, 14.0 / 255.0, 15.0 / 255.0]);

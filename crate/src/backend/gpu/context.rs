@@ -33,7 +33,13 @@ impl Context {
                 apply_limit_buckets: false,
             })
             .await
-            .map_err(|e| Error::Gpu(format!("no adapter: {e}")))?;
+            .map_err(|e| {
+                // wgpu lists every backend it tried ("vulkan support not compiled in, ...");
+                // the first clause is the useful part.
+                let full = e.to_string();
+                let short = full.split([',', '\n']).next().unwrap_or(&full).trim().to_string();
+                Error::Gpu(format!("no WebGPU adapter ({short})"))
+            })?;
         let info = adapter.get_info();
         let adapter_limits = adapter.limits();
         // WebGPU's default limits, with the adapter's buffer sizes so datasets fit.

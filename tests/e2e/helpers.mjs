@@ -1,0 +1,150 @@
+// Shared helpers for the end-to-end tests: Debian's Chromium through playwright-core
+// (never a downloaded browser), the project's static server on a free port, and small
+// readers for the page's data-testid readouts.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { startServer } from '../../scripts/serve.mjs';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const RESULTS = path.join(ROOT, 'test-results');
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+export const BASE_ARGS = [
+  '--headless=new',
+  '--no-sandbox',
+  '--disable-dev-shm-usage',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+/** Chromium's software WebGPU (SwiftShader): a real WebGPU implementation, on the CPU. */
+export const WEBGPU_ARGS = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader'];
+
+/** Checks that the build the tests need exists, with a message that says what to run. */
+export function assertBuilt() {
+  for (const rel of ['web/pkg/cnn_playground.js', 'web/assets/mnist.bin', 'web/vendor/uPlot.esm.js']) {
+    if (!fs.existsSync(path.join(ROOT, rel))) {
+      throw new Error(`${rel} is missing: run \`npm run build\` before the end-to-end tests`);
+    }
+  }
+  if (!fs.existsSync(CHROMIUM)) {
+    throw new Error(`${CHROMIUM} is missing: run \`bash scripts/setup.sh --with-browser\``);
+  }
+}
+
+/**
+ * Starts the static server and a browser. `webgpu: false` launches Chromium without the
+ * flags that expose SwiftShader, so navigator.gpu exists but requestAdapter() gives null.
+ */
+export async function launch({ webgpu = true, args = [] } = {}) {
+  assertBuilt();
+  const server = await startServer({ port: 0 });
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [...BASE_ARGS, ...(webgpu ? WEBGPU_ARGS : []), ...args],
+  });
+  return {
+    server,
+    browser,
+    async close() {
+      await browser.close();
+      await server.close();
+    },
+  };
+}
+
+/**
+ * Opens the page and waits until the worker has built a model (play enabled) or reported
+ * an error. Collects uncaught page errors in page.pageErrors (console errors, which
+ * include Chromium's own WebGPU warnings, in page.consoleErrors: reported, not asserted).
+ */
+export async function openPage(browser, url, { viewport = { width: 1280, height: 900 } } = {}) {
+  const page = await browser.newPage({ viewport });
+  page.pageErrors = [];
+  page.consoleErrors = [];
+  page.on('pageerror', (err) => page.pageErrors.push(err.message));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') page.consoleErrors.push(msg.text());
+  });
+  // Heavy work starts at once; do not wait for 'load', wait for the readouts.
+  await page.goto(url, { waitUntil: 'commit' });
+  await page.waitForSelector('[data-testid="step"]');
+  return page;
+}
+
+/** Waits until the model is built (play enabled); fails with the page's error text if any. */
+export async function waitReady(page, timeout = 60_000) {
+  try {
+    await page.waitForFunction(
+      () => {
+        const play = document.querySelector('[data-testid="play"]');
+        const badge = document.querySelector('[data-testid="backend"]');
+        return play && !play.disabled && badge.dataset.backend !== 'none';
+      },
+      null,
+      { timeout },
+    );
+  } catch (err) {
+    throw new Error(`the page did not become ready: ${await errorText(page)} (${err.message.split('\n')[0]})`);
+  }
+}
+
+export async function text(page, testid) {
+  return (await page.locator(`[data-testid="${testid}"]`).textContent())?.trim() ?? '';
+}
+
+export async function number(page, testid) {
+  return Number.parseFloat(await text(page, testid));
+}
+
+export async function errorText(page) {
+  const box = page.locator('[data-testid="error"]');
+  return (await box.isVisible()) ? `error box: "${(await box.textContent()).trim()}"` : 'no error shown';
+}
+
+/** Waits until the step readout reaches `target`; fails with the page's state if not. */
+export async function waitForStep(page, target, timeout = 90_000) {
+  try {
+    await page.waitForFunction(
+      (t) => Number(document.querySelector('[data-testid="step"]').textContent) >= t,
+      target,
+      { timeout, polling: 100 },
+    );
+  } catch {
+    throw new Error(
+      `step did not reach ${target} in ${timeout} ms (step ${await text(page, 'step')}, ` +
+        `phase "${await text(page, 'phase')}", backend "${await text(page, 'backend')}", ${await errorText(page)})`,
+    );
+  }
+}
+
+/** Samples (step, loss) every `every` ms while `until` steps are not reached. */
+export async function sampleLoss(page, untilStep, { every = 150, timeout = 120_000 } = {}) {
+  const samples = [];
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const step = await number(page, 'step');
+    const loss = await number(page, 'loss');
+    if (Number.isFinite(loss) && (samples.length === 0 || samples.at(-1).step !== step)) {
+      samples.push({ step, loss });
+    }
+    if (step >= untilStep) return samples;
+    if (Date.now() > deadline) {
+      throw new Error(`step ${step} did not reach ${untilStep} in ${timeout} ms (${await errorText(page)})`);
+    }
+    await page.waitForTimeout(every);
+  }
+}
+
+export const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+export async function screenshot(page, name) {
+  fs.mkdirSync(RESULTS, { recursive: true });
+  const file = path.join(RESULTS, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  return file;
+}
