@@ -33,6 +33,9 @@ enum Command {
         /// Stop early after this many seconds of training (0 = no limit).
         #[arg(long, default_value_t = 0.0)]
         max_seconds: f64,
+        /// Measure validation accuracy every N steps (0 = only at the end).
+        #[arg(long, default_value_t = 0)]
+        eval_every: u64,
         #[arg(long, default_value_t = 64)]
         batch: usize,
         #[arg(long, default_value_t = 0.001)]
@@ -83,6 +86,7 @@ pub fn run() -> i32 {
             spec,
             steps,
             max_seconds,
+            eval_every,
             batch,
             lr,
             optimizer,
@@ -107,7 +111,17 @@ pub fn run() -> i32 {
                     Choice::Gpu => BackendChoice::Webgpu,
                 },
             };
-            pollster::block_on(train(&spec, config, steps, max_seconds, &out, data.as_deref()))
+            pollster::block_on(train(
+                &spec,
+                config,
+                Limits {
+                    steps,
+                    max_seconds,
+                    eval_every,
+                },
+                &out,
+                data.as_deref(),
+            ))
         }
         Command::Bench { steps, batch, data } => pollster::block_on(bench(steps, batch, data.as_deref())),
     };
@@ -139,14 +153,19 @@ fn load_mnist(path: Option<&Path>) -> Result<Mnist> {
     Mnist::parse(&bytes)
 }
 
-async fn train(
-    spec_path: &Path,
-    config: TrainConfig,
+/// When to stop and how often to measure validation accuracy.
+struct Limits {
     steps: u64,
     max_seconds: f64,
-    out: &Path,
-    data: Option<&Path>,
-) -> Result<()> {
+    eval_every: u64,
+}
+
+async fn train(spec_path: &Path, config: TrainConfig, limits: Limits, out: &Path, data: Option<&Path>) -> Result<()> {
+    let Limits {
+        steps,
+        max_seconds,
+        eval_every,
+    } = limits;
     let text = std::fs::read_to_string(spec_path).map_err(|e| io_err(spec_path, e))?;
     let spec = ModelSpec::from_json(&text)?;
     let mut trainer = Trainer::new(spec, config.clone(), load_mnist(data)?).await?;
@@ -172,6 +191,16 @@ async fn train(
             );
             last_print = Instant::now();
             last_step = r.step;
+        }
+        if eval_every > 0 && r.step % eval_every < n as u64 {
+            let v = trainer.evaluate(0).await?;
+            println!(
+                "  validation at step {}: accuracy {:.2}%, loss {:.4} ({:.1} s since start, evaluation included)",
+                r.step,
+                100.0 * v.val_accuracy,
+                v.val_loss,
+                start.elapsed().as_secs_f64()
+            );
         }
         if max_seconds > 0.0 && start.elapsed().as_secs_f64() >= max_seconds {
             println!("time limit of {max_seconds} s reached at step {}", r.step);
