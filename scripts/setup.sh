@@ -44,7 +44,7 @@ if [[ "$WITH_BROWSER" == 1 ]]; then
       SUDO="sudo"
     fi
     $SUDO apt-get update -q
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
   else
     say "chromium, chromium-driver, mesa-vulkan-drivers: present"
   fi
