@@ -2,7 +2,7 @@
 //! and accumulates gradients, one `match` over `Op`. Parameters are persistent leaves that
 //! live in a `ParamStore` outside the tape; the tape itself lives for one step.
 
-use crate::backend::{Backend, Conv2dParams, PoolParams};
+use crate::backend::{Activation, Backend, Conv2dParams, PoolParams};
 use crate::error::{shape_err, Result};
 use crate::nn::ParamStore;
 use crate::tensor::{Indices, Shape, Tensor};
@@ -27,8 +27,10 @@ enum Op {
         w: Var,
         b: Var,
     },
-    Relu {
+    /// y = f(x); backward reads x and this node's own value y.
+    Activation {
         x: Var,
+        a: Activation,
     },
     MaxPool {
         x: Var,
@@ -126,10 +128,11 @@ impl<'a> Tape<'a> {
         Ok(self.push(Op::Linear { x, w, b }, Some(y), rg))
     }
 
-    pub fn relu(&mut self, x: Var) -> Result<Var> {
-        let y = self.backend.relu(self.value(x))?;
+    // y = f(x), any shape
+    pub fn activation(&mut self, x: Var, a: Activation) -> Result<Var> {
+        let y = self.backend.activation(self.value(x), a)?;
         let rg = self.needs(x);
-        Ok(self.push(Op::Relu { x }, Some(y), rg))
+        Ok(self.push(Op::Activation { x, a }, Some(y), rg))
     }
 
     // x (N,C,H,W) -> y (N,C,OH,OW), switches kept for backward
@@ -239,13 +242,13 @@ impl<'a> Tape<'a> {
                     self.accumulate(&mut grads, w, dw)?;
                     self.accumulate(&mut grads, b, db)?;
                 }
-                Op::Relu { x } => {
+                Op::Activation { x, a } => {
                     let Some(dy) = g else { continue };
                     let y = node
                         .value
                         .as_ref()
-                        .ok_or_else(|| shape_err("relu_backward", "missing forward output", &[]))?;
-                    let dx = be.relu_backward(&dy, y)?;
+                        .ok_or_else(|| shape_err("activation_backward", "missing forward output", &[]))?;
+                    let dx = be.activation_backward(&dy, self.value(x), y, a)?;
                     self.accumulate(&mut grads, x, dx)?;
                 }
                 Op::MaxPool { x, idx } => {

@@ -45,6 +45,10 @@ fn one() -> usize {
 fn two() -> usize {
     2
 }
+/// PyTorch's default negative slope for `nn.LeakyReLU`.
+fn leaky_slope() -> f32 {
+    0.01
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -61,6 +65,13 @@ pub enum LayerSpec {
         out: usize,
     },
     Relu {},
+    /// y = x for x > 0, slope·x otherwise; slope in [0, 1).
+    LeakyRelu {
+        #[serde(default = "leaky_slope")]
+        slope: f32,
+    },
+    Tanh {},
+    Sigmoid {},
     MaxPool {
         #[serde(default = "two")]
         size: usize,
@@ -82,6 +93,9 @@ impl LayerSpec {
             LayerSpec::Conv2d { .. } => "conv2d",
             LayerSpec::Linear { .. } => "linear",
             LayerSpec::Relu {} => "relu",
+            LayerSpec::LeakyRelu { .. } => "leaky_relu",
+            LayerSpec::Tanh {} => "tanh",
+            LayerSpec::Sigmoid {} => "sigmoid",
             LayerSpec::MaxPool { .. } => "max_pool",
             LayerSpec::AvgPool { .. } => "avg_pool",
             LayerSpec::Flatten {} => "flatten",
@@ -202,7 +216,13 @@ impl ModelSpec {
                     plan.flops += 2 * out * k;
                     vec![*out]
                 }
-                LayerSpec::Relu {} => shape.clone(),
+                LayerSpec::Relu {} | LayerSpec::Tanh {} | LayerSpec::Sigmoid {} => shape.clone(),
+                LayerSpec::LeakyRelu { slope } => {
+                    if !slope.is_finite() || !(0.0..1.0).contains(slope) {
+                        return Err(err(format!("slope {slope} must be a finite number in [0, 1)")));
+                    }
+                    shape.clone()
+                }
                 LayerSpec::MaxPool { size, stride } | LayerSpec::AvgPool { size, stride } => {
                     let &[c, h, w] = shape.as_slice() else {
                         return Err(err("needs a (C,H,W) input".into()));
@@ -271,6 +291,19 @@ mod tests {
     }
 
     #[test]
+    fn activation_layers_validate_and_leaky_slope_defaults() {
+        let s = spec(
+            r#"[{"type":"tanh"},{"type":"sigmoid"},{"type":"leaky_relu"},{"type":"leaky_relu","slope":0.2},
+            {"type":"flatten"},{"type":"linear","out":10}]"#,
+        )
+        .unwrap();
+        assert_eq!(s.layers[2], LayerSpec::LeakyRelu { slope: 0.01 });
+        assert_eq!(s.layers[3], LayerSpec::LeakyRelu { slope: 0.2 });
+        assert_eq!(s.validate().unwrap().shapes[3].1, vec![1, 28, 28]);
+        assert_eq!(ModelSpec::from_json(&s.to_json()).unwrap(), s);
+    }
+
+    #[test]
     fn every_error_names_the_layer_and_problem() {
         let cases = [
             (
@@ -312,6 +345,17 @@ mod tests {
                 "invalid model spec: unknown variant `dense`",
             ),
             (r#"[{"type":"relu","alpha":3}]"#, "unknown field `alpha`"),
+            (r#"[{"type":"tanh","alpha":3}]"#, "unknown field `alpha`"),
+            (r#"[{"type":"sigmoid","slope":0.1}]"#, "unknown field `slope`"),
+            (r#"[{"type":"leaky_relu","alpha":3}]"#, "unknown field `alpha`"),
+            (
+                r#"[{"type":"leaky_relu","slope":1.5},{"type":"flatten"},{"type":"linear","out":10}]"#,
+                "layer 0 (leaky_relu): slope 1.5 must be",
+            ),
+            (
+                r#"[{"type":"flatten"},{"type":"leaky_relu","slope":-0.1},{"type":"linear","out":10}]"#,
+                "layer 1 (leaky_relu): slope -0.1 must be",
+            ),
             (r#"[]"#, "no layers"),
         ];
         for (layers, want) in cases {

@@ -10,7 +10,7 @@
 
 use cnn_playground::backend::cpu::CpuBackend;
 use cnn_playground::backend::gpu::GpuBackend;
-use cnn_playground::backend::{AdamHyper, Backend, Conv2dParams, PoolParams, SgdHyper};
+use cnn_playground::backend::{Activation, AdamHyper, Backend, Conv2dParams, PoolParams, SgdHyper};
 use cnn_playground::tensor::{Indices, Shape, Tensor};
 
 const TOL: f32 = 1e-4;
@@ -180,19 +180,35 @@ fn linear_forward_and_backward_match_cpu() {
 // ---- activations and accumulation ------------------------------------------------------------
 
 #[test]
-fn relu_and_add_assign_match_cpu() {
+fn activations_and_add_assign_match_cpu() {
     let Some(mut p) = pair(3) else { return };
     let dims = [3, 5, 7];
-    let data = p.coarse(105); // exact zeros included: relu'(0) is 0 on both
-    let (xc, xg) = p.up(&dims, &data);
-    let yc = p.cpu.relu(&xc).expect("cpu relu");
-    let yg = p.gpu.relu(&xg).expect("gpu relu");
-    assert_close("relu: y", &yc, &yg, &p);
+    for a in [
+        Activation::Relu,
+        Activation::LeakyRelu { slope: 0.01 },
+        Activation::LeakyRelu { slope: 0.2 },
+        Activation::Tanh,
+        Activation::Sigmoid,
+    ] {
+        // exact zeros included (f'(0) takes the x ≤ 0 branch on both), and saturated values
+        let mut data = p.coarse(105);
+        data[..4].copy_from_slice(&[-30.0, 30.0, -100.0, 100.0]);
+        let (xc, xg) = p.up(&dims, &data);
+        let yc = p.cpu.activation(&xc, a).expect("cpu activation");
+        let yg = p.gpu.activation(&xg, a).expect("gpu activation");
+        assert_close(&format!("{a:?}: y"), &yc, &yg, &p);
 
-    let (dyc, dyg) = p.rand(&dims);
-    let dxc = p.cpu.relu_backward(&dyc, &yc).expect("cpu relu_backward");
-    let dxg = p.gpu.relu_backward(&dyg, &yg).expect("gpu relu_backward");
-    assert_close("relu_backward: dx", &dxc, &dxg, &p);
+        let (dyc, dyg) = p.rand(&dims);
+        let dxc = p
+            .cpu
+            .activation_backward(&dyc, &xc, &yc, a)
+            .expect("cpu activation_backward");
+        let dxg = p
+            .gpu
+            .activation_backward(&dyg, &xg, &yg, a)
+            .expect("gpu activation_backward");
+        assert_close(&format!("{a:?}: dx"), &dxc, &dxg, &p);
+    }
 
     let (mut acc_c, mut acc_g) = p.rand(&[4, 33]);
     for _ in 0..3 {
@@ -342,7 +358,7 @@ fn train_step(
     let cp = Conv2dParams { stride: 1, padding: 1 };
     let pp = PoolParams { kernel: 2, stride: 2 };
     let h = b.conv2d(x, &params[0], &params[1], cp).expect("conv2d");
-    let a = b.relu(&h).expect("relu");
+    let a = b.activation(&h, Activation::Relu).expect("relu");
     let (pooled, idx) = b.max_pool2d(&a, pp).expect("max_pool2d");
     let pooled_shape = pooled.shape.clone();
     let flat = pooled.reshape(Shape::new(&[x.dims()[0], 2 * 3 * 3])).expect("flatten");
@@ -353,7 +369,9 @@ fn train_step(
         .expect("linear_backward");
     let dpooled = dflat.reshape(pooled_shape).expect("unflatten");
     let da = b.max_pool2d_backward(&dpooled, &idx, &a.shape).expect("pool backward");
-    let dh = b.relu_backward(&da, &a).expect("relu backward");
+    let dh = b
+        .activation_backward(&da, &h, &a, Activation::Relu)
+        .expect("relu backward");
     let (dw1, db1) = b
         .conv2d_backward_weight(&dh, x, &params[0].shape, cp)
         .expect("conv backward");
@@ -436,7 +454,7 @@ fn uploads_never_overwrite_buffers_that_pending_work_still_reads() {
     let first: Vec<f32> = (0..64).map(|i| i as f32 - 20.0).collect();
     let second = vec![-7.0f32; 64];
     let x = p.gpu.upload(Shape::new(&dims), &first).expect("upload");
-    let y = p.gpu.relu(&x).expect("relu");
+    let y = p.gpu.activation(&x, Activation::Relu).expect("relu");
     drop(x);
     let z = p.gpu.upload(Shape::new(&dims), &second).expect("upload");
     let want: Vec<f32> = first.iter().map(|v| v.max(0.0)).collect();
@@ -471,15 +489,15 @@ fn many_dispatches_in_one_encoder_each_keep_their_own_params() {
 fn dropped_tensors_are_reused_until_the_cache_is_released() {
     let Some(p) = pair(16) else { return };
     let keep = p.gpu.upload(Shape::new(&[10]), &[1.5; 10]).expect("upload");
-    let temp = p.gpu.relu(&keep).expect("relu");
+    let temp = p.gpu.activation(&keep, Activation::Relu).expect("relu");
     drop(temp);
     p.gpu.flush().expect("flush");
     let created = p.gpu.stats().buffers_created;
-    let again = p.gpu.relu(&keep).expect("relu");
+    let again = p.gpu.activation(&keep, Activation::Relu).expect("relu");
     assert_eq!(p.gpu.stats().buffers_created, created, "the dropped buffer is reused");
     drop(again);
     p.gpu.release_cached_buffers();
-    let fresh = p.gpu.relu(&keep).expect("relu");
+    let fresh = p.gpu.activation(&keep, Activation::Relu).expect("relu");
     assert_eq!(p.gpu.stats().buffers_created, created + 1, "the cache was emptied");
     assert_eq!(read(&p.gpu, &fresh), vec![1.5; 10]);
     assert_eq!(read(&p.gpu, &keep), vec![1.5; 10], "live tensors are untouched");
@@ -494,7 +512,7 @@ fn large_element_counts_use_a_two_dimensional_dispatch() {
         .map(|i| if i % 3 == 0 { -1.0 } else { (i % 1000) as f32 })
         .collect();
     let x = p.gpu.upload(Shape::new(&[n]), &data).expect("upload");
-    let y = p.gpu.relu(&x).expect("relu");
+    let y = p.gpu.activation(&x, Activation::Relu).expect("relu");
     let got = read(&p.gpu, &y);
     assert_eq!(got.len(), n);
     let wrong = got.iter().zip(&data).position(|(g, d)| *g != d.max(0.0));
@@ -524,7 +542,11 @@ fn shape_errors_match_the_cpu_backend() {
     assert_eq!(ec.to_string(), eg.to_string());
 
     // a CPU tensor given to the GPU backend is an error, not a panic
-    let err = p.gpu.relu(&xc).err().expect("gpu must reject a CPU tensor");
+    let err = p
+        .gpu
+        .activation(&xc, Activation::Relu)
+        .err()
+        .expect("gpu must reject a CPU tensor");
     assert!(err.to_string().contains("relu"), "{err}");
 }
 

@@ -8,7 +8,7 @@
 use cnn_playground::autograd::Tape;
 use cnn_playground::backend::cpu::CpuBackend;
 use cnn_playground::backend::gpu::GpuBackend;
-use cnn_playground::backend::{Backend, Conv2dParams, PoolParams};
+use cnn_playground::backend::{Activation, Backend, Conv2dParams, PoolParams};
 use cnn_playground::data::Rng;
 use cnn_playground::nn::{Model, ParamStore};
 use cnn_playground::spec::ModelSpec;
@@ -112,24 +112,24 @@ fn ops_match_finite_differences(be: &dyn Backend) {
         check("linear dw", be, &w, &read(be, &dw), &|v| lin(&x, v, &b), &r, 1e-2);
         check("linear db", be, &b, &read(be, &db), &|v| lin(&x, &w, v), &r, 1e-2);
     }
-    // relu: keep inputs away from the kink at 0
-    {
+    // activations on x in [-3, 3); relu and leaky relu keep inputs away from the kink at 0
+    for a in [
+        Activation::Relu,
+        Activation::LeakyRelu { slope: 0.01 },
+        Activation::LeakyRelu { slope: 0.2 },
+        Activation::Tanh,
+        Activation::Sigmoid,
+    ] {
         let x: Vec<f32> = rand(&mut rng, 40)
             .into_iter()
-            .map(|v| if v.abs() < 0.05 { 0.5 } else { v })
+            .map(|v| if v.abs() < 0.05 { 0.5 } else { 3.0 * v })
             .collect();
         let r = rand(&mut rng, 40);
-        let y = be.relu(&up(be, &[40], &x)).unwrap();
-        let dx = read(be, &be.relu_backward(&up(be, &[40], &r), &y).unwrap());
-        check(
-            "relu",
-            be,
-            &x,
-            &dx,
-            &|v| read(be, &be.relu(&up(be, &[40], v)).unwrap()),
-            &r,
-            1e-2,
-        );
+        let xt = up(be, &[40], &x);
+        let y = be.activation(&xt, a).unwrap();
+        let dx = read(be, &be.activation_backward(&up(be, &[40], &r), &xt, &y, a).unwrap());
+        let f = |v: &[f32]| read(be, &be.activation(&up(be, &[40], v), a).unwrap());
+        check(&format!("{a:?}"), be, &x, &dx, &f, &r, 1e-2);
     }
     // pools: x (2,2,6,6), window 2 stride 2 and window 3 stride 2 (overlapping)
     for p in [PoolParams { kernel: 2, stride: 2 }, PoolParams { kernel: 3, stride: 2 }] {

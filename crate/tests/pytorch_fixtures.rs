@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use cnn_playground::backend::cpu::CpuBackend;
 use cnn_playground::backend::gpu::GpuBackend;
-use cnn_playground::backend::{AdamHyper, Backend, Conv2dParams, PoolParams, SgdHyper};
+use cnn_playground::backend::{Activation, AdamHyper, Backend, Conv2dParams, PoolParams, SgdHyper};
 use cnn_playground::tensor::{Indices, Shape, Tensor};
 use serde_json::Value;
 
@@ -337,11 +337,20 @@ fn linear_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> Cas
     chk.tensor(b, n, "db", &db, &fref(case, "db"))
 }
 
-fn relu_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> CaseResult {
+fn activation_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> CaseResult {
+    let a = match case["kind"].as_str() {
+        Some("relu") => Activation::Relu,
+        Some("leaky_relu") => Activation::LeakyRelu {
+            slope: float(case, "slope"),
+        },
+        Some("tanh") => Activation::Tanh,
+        Some("sigmoid") => Activation::Sigmoid,
+        other => panic!("case {n}: unknown activation kind {other:?}"),
+    };
     let (xt, dyt) = (up(b, &fref(case, "x"))?, up(b, &fref(case, "dy"))?);
-    let y = b.relu(&xt)?;
+    let y = b.activation(&xt, a)?;
     chk.tensor(b, n, "y", &y, &fref(case, "y"))?;
-    let dx = b.relu_backward(&dyt, &y)?;
+    let dx = b.activation_backward(&dyt, &xt, &y, a)?;
     chk.tensor(b, n, "dx", &dx, &fref(case, "dx"))
 }
 
@@ -418,8 +427,8 @@ fn linear_matches_pytorch() {
 }
 
 #[test]
-fn relu_matches_pytorch() {
-    check_all("relu", "relu.json", relu_case);
+fn activations_match_pytorch() {
+    check_all("activation", "activation.json", activation_case);
 }
 
 #[test]

@@ -36,6 +36,27 @@ pub fn out_len(input: usize, kernel: usize, stride: usize, padding: usize) -> Op
     Some((padded - kernel) / stride + 1)
 }
 
+/// Elementwise nonlinearities. Serialized in specs as the layer type.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    Relu,
+    LeakyRelu { slope: f32 },
+    Tanh,
+    Sigmoid,
+}
+
+impl Activation {
+    /// The layer type in specs, also used in error messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::LeakyRelu { .. } => "leaky_relu",
+            Activation::Tanh => "tanh",
+            Activation::Sigmoid => "sigmoid",
+        }
+    }
+}
+
 /// SGD with momentum, PyTorch's convention: v = momentum·v + g; p -= lr·v.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SgdHyper {
@@ -101,10 +122,11 @@ pub trait Backend {
     fn linear_backward(&self, dy: &Tensor, x: &Tensor, w: &Tensor) -> Result<(Tensor, Tensor, Tensor)>;
 
     // ---- activations -----------------------------------------------------------------
-    /// y = max(x, 0), any shape
-    fn relu(&self, x: &Tensor) -> Result<Tensor>;
-    /// dx = dy · [y > 0], from the forward output y
-    fn relu_backward(&self, dy: &Tensor, y: &Tensor) -> Result<Tensor>;
+    /// y = f(x), any shape
+    fn activation(&self, x: &Tensor, a: Activation) -> Result<Tensor>;
+    /// dx = dy · f'(x), with f' taken from the input x (relu, leaky relu) or the output y
+    /// (tanh: 1 - y², sigmoid: y(1 - y))
+    fn activation_backward(&self, dy: &Tensor, x: &Tensor, y: &Tensor, a: Activation) -> Result<Tensor>;
 
     // ---- pooling (no padding) ----------------------------------------------------------
     /// x (N,C,H,W) -> (y (N,C,OH,OW), argmax indices (N,C,OH,OW) into each H·W plane)

@@ -3,7 +3,7 @@
 
 use super::{ParamKind, ParamStore};
 use crate::autograd::{Tape, Var};
-use crate::backend::{Backend, Conv2dParams, PoolParams};
+use crate::backend::{Activation, Backend, Conv2dParams, PoolParams};
 use crate::data::Rng;
 use crate::error::Result;
 use crate::spec::{LayerSpec, ModelSpec};
@@ -21,7 +21,8 @@ pub enum Layer {
         w: usize,
         b: usize,
     },
-    Relu,
+    /// y = f(x), any shape
+    Activation(Activation),
     MaxPool(PoolParams),
     AvgPool(PoolParams),
     /// (N,C,H,W) -> (N, C·H·W)
@@ -68,7 +69,10 @@ impl Model {
                         b: store.add(format!("{i}.bias"), ParamKind::Bias, b),
                     }
                 }
-                LayerSpec::Relu {} => Layer::Relu,
+                LayerSpec::Relu {} => Layer::Activation(Activation::Relu),
+                LayerSpec::LeakyRelu { slope } => Layer::Activation(Activation::LeakyRelu { slope }),
+                LayerSpec::Tanh {} => Layer::Activation(Activation::Tanh),
+                LayerSpec::Sigmoid {} => Layer::Activation(Activation::Sigmoid),
                 LayerSpec::MaxPool { size, stride } => Layer::MaxPool(PoolParams {
                     kernel: size,
                     stride: stride.unwrap_or(size),
@@ -104,7 +108,7 @@ impl Model {
                     let (w, b) = (tape.param(w), tape.param(b));
                     tape.linear(h, w, b)?
                 }
-                Layer::Relu => tape.relu(h)?,
+                Layer::Activation(a) => tape.activation(h, a)?,
                 Layer::MaxPool(p) => tape.max_pool(h, p)?,
                 Layer::AvgPool(p) => tape.avg_pool(h, p)?,
                 Layer::Flatten => {

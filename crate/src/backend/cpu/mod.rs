@@ -9,7 +9,7 @@ pub mod reference;
 
 use std::future::ready;
 
-use super::{out_len, AdamHyper, Backend, Conv2dParams, CrossEntropy, PoolParams, ReadFuture, SgdHyper};
+use super::{out_len, Activation, AdamHyper, Backend, Conv2dParams, CrossEntropy, PoolParams, ReadFuture, SgdHyper};
 use crate::error::{shape_err, Error, Result};
 use crate::tensor::{Data, Indices, Shape, Tensor};
 pub use gemm::{gemm, transpose};
@@ -365,23 +365,68 @@ impl Backend for CpuBackend {
         Ok((tensor(&[n, k], dx), tensor(&[o, k], dw), tensor(&[o], db)))
     }
 
-    // y = max(x, 0)
-    fn relu(&self, x: &Tensor) -> Result<Tensor> {
-        let xs = host("relu", x)?;
-        Ok(tensor(x.dims(), xs.iter().map(|v| v.max(0.0)).collect()))
+    // y = f(x), any shape
+    fn activation(&self, x: &Tensor, a: Activation) -> Result<Tensor> {
+        let xs = host(a.name(), x)?;
+        let mut y = vec![0.0; xs.len()];
+        for (y, &x) in y.iter_mut().zip(xs) {
+            *y = match a {
+                Activation::Relu => {
+                    if x > 0.0 {
+                        x
+                    } else {
+                        0.0
+                    }
+                }
+                Activation::LeakyRelu { slope } => {
+                    if x > 0.0 {
+                        x
+                    } else {
+                        slope * x
+                    }
+                }
+                Activation::Tanh => x.tanh(),
+                Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            };
+        }
+        Ok(tensor(x.dims(), y))
     }
 
-    // dx = dy · [y > 0]
-    fn relu_backward(&self, dy: &Tensor, y: &Tensor) -> Result<Tensor> {
-        same_shape("relu_backward", dy, y)?;
-        let (dys, ys) = (host("relu_backward", dy)?, host("relu_backward", y)?);
-        Ok(tensor(
-            dy.dims(),
-            dys.iter()
-                .zip(ys)
-                .map(|(d, y)| if *y > 0.0 { *d } else { 0.0 })
-                .collect(),
-        ))
+    // dx = dy · f'(x); relu and leaky relu read x (f'(0) is the x ≤ 0 branch, as in PyTorch),
+    // tanh and sigmoid read y: tanh' = 1 - y², sigmoid' = y(1 - y)
+    fn activation_backward(&self, dy: &Tensor, x: &Tensor, y: &Tensor, a: Activation) -> Result<Tensor> {
+        let op = "activation_backward";
+        if dy.shape != x.shape || dy.shape != y.shape {
+            return Err(shape_err(
+                op,
+                format!("{}: dy, x, y shapes differ", a.name()),
+                &[dy.dims(), x.dims(), y.dims()],
+            ));
+        }
+        let (dys, xs, ys) = (host(op, dy)?, host(op, x)?, host(op, y)?);
+        let mut dx = vec![0.0; dys.len()];
+        for i in 0..dx.len() {
+            let grad = match a {
+                Activation::Relu => {
+                    if xs[i] > 0.0 {
+                        1.0
+                    } else {
+                        0.0
+                    }
+                }
+                Activation::LeakyRelu { slope } => {
+                    if xs[i] > 0.0 {
+                        1.0
+                    } else {
+                        slope
+                    }
+                }
+                Activation::Tanh => 1.0 - ys[i] * ys[i],
+                Activation::Sigmoid => ys[i] * (1.0 - ys[i]),
+            };
+            dx[i] = dys[i] * grad;
+        }
+        Ok(tensor(dy.dims(), dx))
     }
 
     // x (N,C,H,W) -> y (N,C,OH,OW) = max over each window, idx = argmax's flat index in H·W

@@ -4,44 +4,63 @@ use bytemuck::{Pod, Zeroable};
 
 use super::pipelines::{Access, Kernel, Shader};
 use super::GpuBackend;
+use crate::backend::Activation;
 use crate::error::{shape_err, Result};
 use crate::tensor::Tensor;
 
 use Access::{Read, ReadWrite};
 
-// Bindings: 1 a, 2 b, 3 out.
-const RELU: Kernel = Kernel {
+// Bindings: 1 a, 2 b, 3 c, 4 out.
+const ACTIVATION_FORWARD: Kernel = Kernel {
     shader: Shader::Elementwise,
-    entry: "elementwise_relu",
-    storage: &[(1, Read), (3, ReadWrite)],
+    entry: "elementwise_activation_forward",
+    storage: &[(1, Read), (4, ReadWrite)],
 };
-const RELU_BACKWARD: Kernel = Kernel {
+const ACTIVATION_BACKWARD: Kernel = Kernel {
     shader: Shader::Elementwise,
-    entry: "elementwise_relu_backward",
-    storage: &[(1, Read), (2, Read), (3, ReadWrite)],
+    entry: "elementwise_activation_backward",
+    storage: &[(1, Read), (2, Read), (3, Read), (4, ReadWrite)],
 };
 const ADD_ASSIGN: Kernel = Kernel {
     shader: Shader::Elementwise,
     entry: "elementwise_add_assign",
-    storage: &[(1, Read), (3, ReadWrite)],
+    storage: &[(1, Read), (4, ReadWrite)],
 };
 
 /// Every kernel of this family, for `GpuBackend::warm_up`.
-pub(super) const KERNELS: &[&Kernel] = &[&RELU, &RELU_BACKWARD, &ADD_ASSIGN];
+pub(super) const KERNELS: &[&Kernel] = &[&ACTIVATION_FORWARD, &ACTIVATION_BACKWARD, &ADD_ASSIGN];
 
 /// Mirrors `ElementwiseParams` in elementwise.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct Params {
     count: u32,
-    _pad: [u32; 3],
+    /// Which activation: the `KIND_*` constants of the shader.
+    kind: u32,
+    /// Leaky relu's slope for x ≤ 0; unused by the other kinds.
+    slope: f32,
+    _pad: u32,
 }
 
-/// Element counts fit in u32 (see `GpuBackend::storage`).
-fn params(count: usize) -> Params {
+// Mirror the `KIND_*` constants in elementwise.wgsl.
+const KIND_RELU: u32 = 0;
+const KIND_LEAKY_RELU: u32 = 1;
+const KIND_TANH: u32 = 2;
+const KIND_SIGMOID: u32 = 3;
+
+/// Element counts fit in u32 (see `GpuBackend::storage`). `a` is None for non-activations.
+fn params(count: usize, a: Option<Activation>) -> Params {
+    let (kind, slope) = match a {
+        None | Some(Activation::Relu) => (KIND_RELU, 0.0),
+        Some(Activation::LeakyRelu { slope }) => (KIND_LEAKY_RELU, slope),
+        Some(Activation::Tanh) => (KIND_TANH, 0.0),
+        Some(Activation::Sigmoid) => (KIND_SIGMOID, 0.0),
+    };
     Params {
         count: count as u32,
-        _pad: [0; 3],
+        kind,
+        slope,
+        _pad: 0,
     }
 }
 
@@ -52,26 +71,39 @@ fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
     Ok(())
 }
 
-/// x (any) -> y = max(x, 0), same shape
-pub(super) fn relu(gpu: &GpuBackend, x: &Tensor) -> Result<Tensor> {
-    const OP: &str = "relu";
-    let y = gpu.output(OP, x.dims())?;
-    let buffers = [gpu.tensor_buffer(OP, x)?, gpu.tensor_buffer(OP, &y)?];
-    gpu.dispatch(&RELU, &params(y.numel()), &buffers, y.numel())?;
+/// x (any) -> y = f(x), same shape
+pub(super) fn activation(gpu: &GpuBackend, x: &Tensor, a: Activation) -> Result<Tensor> {
+    let op = a.name();
+    let y = gpu.output(op, x.dims())?;
+    let buffers = [gpu.tensor_buffer(op, x)?, gpu.tensor_buffer(op, &y)?];
+    gpu.dispatch(&ACTIVATION_FORWARD, &params(y.numel(), Some(a)), &buffers, y.numel())?;
     Ok(y)
 }
 
-/// dy, y (same shape) -> dx = dy · [y > 0]
-pub(super) fn relu_backward(gpu: &GpuBackend, dy: &Tensor, y: &Tensor) -> Result<Tensor> {
-    const OP: &str = "relu_backward";
-    same_shape(OP, dy, y)?;
+/// dy, x, y (same shape) -> dx = dy · f'(x), f' read from x (relu, leaky relu) or y (tanh, sigmoid)
+pub(super) fn activation_backward(
+    gpu: &GpuBackend,
+    dy: &Tensor,
+    x: &Tensor,
+    y: &Tensor,
+    a: Activation,
+) -> Result<Tensor> {
+    const OP: &str = "activation_backward";
+    if dy.dims() != x.dims() || dy.dims() != y.dims() {
+        return Err(shape_err(
+            OP,
+            format!("{}: dy, x, y shapes differ", a.name()),
+            &[dy.dims(), x.dims(), y.dims()],
+        ));
+    }
     let dx = gpu.output(OP, dy.dims())?;
     let buffers = [
         gpu.tensor_buffer(OP, dy)?,
+        gpu.tensor_buffer(OP, x)?,
         gpu.tensor_buffer(OP, y)?,
         gpu.tensor_buffer(OP, &dx)?,
     ];
-    gpu.dispatch(&RELU_BACKWARD, &params(dx.numel()), &buffers, dx.numel())?;
+    gpu.dispatch(&ACTIVATION_BACKWARD, &params(dx.numel(), Some(a)), &buffers, dx.numel())?;
     Ok(dx)
 }
 
@@ -80,5 +112,5 @@ pub(super) fn add_assign(gpu: &GpuBackend, acc: &mut Tensor, x: &Tensor) -> Resu
     const OP: &str = "add_assign";
     same_shape(OP, acc, x)?;
     let buffers = [gpu.tensor_buffer(OP, x)?, gpu.tensor_buffer(OP, acc)?];
-    gpu.dispatch(&ADD_ASSIGN, &params(x.numel()), &buffers, x.numel())
+    gpu.dispatch(&ADD_ASSIGN, &params(x.numel(), None), &buffers, x.numel())
 }

@@ -30,7 +30,7 @@ use std::rc::Rc;
 
 use bytemuck::Pod;
 
-use super::{AdamHyper, Backend, Conv2dParams, CrossEntropy, PoolParams, ReadFuture, SgdHyper};
+use super::{Activation, AdamHyper, Backend, Conv2dParams, CrossEntropy, PoolParams, ReadFuture, SgdHyper};
 use crate::error::{shape_err, Error, Result};
 use crate::tensor::{Data, Indices, Shape, Tensor};
 use buffers::{BufferPool, Writer};
@@ -326,12 +326,12 @@ impl Backend for GpuBackend {
 
     // ---- activations -----------------------------------------------------------------
 
-    fn relu(&self, x: &Tensor) -> Result<Tensor> {
-        elementwise::relu(self, x)
+    fn activation(&self, x: &Tensor, a: Activation) -> Result<Tensor> {
+        elementwise::activation(self, x, a)
     }
 
-    fn relu_backward(&self, dy: &Tensor, y: &Tensor) -> Result<Tensor> {
-        elementwise::relu_backward(self, dy, y)
+    fn activation_backward(&self, dy: &Tensor, x: &Tensor, y: &Tensor, a: Activation) -> Result<Tensor> {
+        elementwise::activation_backward(self, dy, x, y, a)
     }
 
     // ---- pooling ---------------------------------------------------------------------
