@@ -1,5 +1,8 @@
 // Direct 2-D convolution, square kernel, same stride and zero padding on both axes.
 //   x (N,C,H,W), w (O,C,K,K), b (O) -> y (N,O,OH,OW)
+// The transposed convolution is composed from these kernels on the host (its forward is
+// conv2d_backward_input, its input gradient conv2d_forward, its weight gradient
+// conv2d_backward_weight with the roles swapped) plus conv2d_add_bias.
 // One thread per output element; no atomics: the backward passes gather (each thread
 // owns the element it writes). The weight and bias gradients sum over the batch, which
 // leaves few threads (one per weight); they split the batch into `groups` slices, write
@@ -81,6 +84,16 @@ fn conv2d_backward_input(@builtin(global_invocation_id) gid: vec3<u32>,
         }
     }
     out[idx] = acc;
+}
+
+// y[n,o,i,j] += b[o]: the transposed convolution's bias, added after conv2d_backward_input
+@compute @workgroup_size(64)
+fn conv2d_add_bias(@builtin(global_invocation_id) gid: vec3<u32>,
+                   @builtin(num_workgroups) groups: vec3<u32>) {
+    let idx = flat_index(gid, groups);
+    if (idx >= p.count) { return; }
+    let o = (idx / (p.oh * p.ow)) % p.o;
+    out[idx] += b[o];
 }
 
 // The batch slice [n0, n1) of group g, of ceil(N / groups) images each.

@@ -2,7 +2,7 @@
 //! and accumulates gradients, one `match` over `Op`. Parameters are persistent leaves that
 //! live in a `ParamStore` outside the tape; the tape itself lives for one step.
 
-use crate::backend::{Activation, Backend, Conv2dParams, PoolParams};
+use crate::backend::{Activation, Backend, Conv2dParams, ConvTransposeParams, PoolParams, UpsampleMode};
 use crate::error::{shape_err, Result};
 use crate::nn::ParamStore;
 use crate::tensor::{Indices, Shape, Tensor};
@@ -22,6 +22,12 @@ enum Op {
         b: Var,
         p: Conv2dParams,
     },
+    ConvTranspose2d {
+        x: Var,
+        w: Var,
+        b: Var,
+        p: ConvTransposeParams,
+    },
     Linear {
         x: Var,
         w: Var,
@@ -39,6 +45,11 @@ enum Op {
     AvgPool {
         x: Var,
         p: PoolParams,
+    },
+    Upsample {
+        x: Var,
+        scale: usize,
+        mode: UpsampleMode,
     },
     Reshape {
         x: Var,
@@ -121,6 +132,15 @@ impl<'a> Tape<'a> {
         Ok(self.push(Op::Conv2d { x, w, b, p }, Some(y), rg))
     }
 
+    // x (N,C,H,W), w (C,O,K,K), b (O) -> y (N,O,OH,OW)
+    pub fn conv_transpose2d(&mut self, x: Var, w: Var, b: Var, p: ConvTransposeParams) -> Result<Var> {
+        let y = self
+            .backend
+            .conv_transpose2d(self.value(x), self.value(w), self.value(b), p)?;
+        let rg = self.needs(x) || self.needs(w) || self.needs(b);
+        Ok(self.push(Op::ConvTranspose2d { x, w, b, p }, Some(y), rg))
+    }
+
     // x (N,K), w (O,K), b (O) -> y (N,O)
     pub fn linear(&mut self, x: Var, w: Var, b: Var) -> Result<Var> {
         let y = self.backend.linear(self.value(x), self.value(w), self.value(b))?;
@@ -146,6 +166,13 @@ impl<'a> Tape<'a> {
         let y = self.backend.avg_pool2d(self.value(x), p)?;
         let rg = self.needs(x);
         Ok(self.push(Op::AvgPool { x, p }, Some(y), rg))
+    }
+
+    // x (N,C,H,W) -> y (N,C,H·s,W·s)
+    pub fn upsample(&mut self, x: Var, scale: usize, mode: UpsampleMode) -> Result<Var> {
+        let y = self.backend.upsample2d(self.value(x), scale, mode)?;
+        let rg = self.needs(x);
+        Ok(self.push(Op::Upsample { x, scale, mode }, Some(y), rg))
     }
 
     /// Same elements, new shape (flatten). The elements are copied (zeros + x, on the
@@ -235,6 +262,13 @@ impl<'a> Tape<'a> {
                         self.accumulate(&mut grads, b, db)?;
                     }
                 }
+                Op::ConvTranspose2d { x, w, b, p } => {
+                    let Some(dy) = g else { continue };
+                    let (dx, dw, db) = be.conv_transpose2d_backward(&dy, self.value(x), self.value(w), p)?;
+                    self.accumulate(&mut grads, x, dx)?;
+                    self.accumulate(&mut grads, w, dw)?;
+                    self.accumulate(&mut grads, b, db)?;
+                }
                 Op::Linear { x, w, b } => {
                     let Some(dy) = g else { continue };
                     let (dx, dw, db) = be.linear_backward(&dy, self.value(x), self.value(w))?;
@@ -259,6 +293,11 @@ impl<'a> Tape<'a> {
                 Op::AvgPool { x, p } => {
                     let Some(dy) = g else { continue };
                     let dx = be.avg_pool2d_backward(&dy, &self.value(x).shape, p)?;
+                    self.accumulate(&mut grads, x, dx)?;
+                }
+                Op::Upsample { x, scale, mode } => {
+                    let Some(dy) = g else { continue };
+                    let dx = be.upsample2d_backward(&dy, &self.value(x).shape, scale, mode)?;
                     self.accumulate(&mut grads, x, dx)?;
                 }
                 Op::Reshape { x } => {

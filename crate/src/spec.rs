@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::out_len;
+use crate::backend::{out_len, transposed_out_len, ConvTransposeParams, UpsampleMode};
 use crate::error::{Error, Result};
 
 /// Models larger than this are refused before any memory is allocated.
@@ -61,6 +61,17 @@ pub enum LayerSpec {
         #[serde(default)]
         padding: Padding,
     },
+    /// PyTorch's `ConvTranspose2d`: OH = (H-1)·stride - 2·padding + kernel + output_padding.
+    ConvTranspose2d {
+        out: usize,
+        kernel: usize,
+        #[serde(default = "one")]
+        stride: usize,
+        #[serde(default)]
+        padding: usize,
+        #[serde(default)]
+        output_padding: usize,
+    },
     Linear {
         out: usize,
     },
@@ -84,6 +95,13 @@ pub enum LayerSpec {
         #[serde(default)]
         stride: Option<usize>,
     },
+    /// PyTorch's `nn.Upsample(scale_factor=scale, mode=mode)`, align_corners=False.
+    Upsample {
+        #[serde(default = "two")]
+        scale: usize,
+        #[serde(default)]
+        mode: UpsampleMode,
+    },
     Flatten {},
 }
 
@@ -91,6 +109,7 @@ impl LayerSpec {
     pub fn kind(&self) -> &'static str {
         match self {
             LayerSpec::Conv2d { .. } => "conv2d",
+            LayerSpec::ConvTranspose2d { .. } => "conv_transpose2d",
             LayerSpec::Linear { .. } => "linear",
             LayerSpec::Relu {} => "relu",
             LayerSpec::LeakyRelu { .. } => "leaky_relu",
@@ -98,6 +117,7 @@ impl LayerSpec {
             LayerSpec::Sigmoid {} => "sigmoid",
             LayerSpec::MaxPool { .. } => "max_pool",
             LayerSpec::AvgPool { .. } => "avg_pool",
+            LayerSpec::Upsample { .. } => "upsample",
             LayerSpec::Flatten {} => "flatten",
         }
     }
@@ -205,6 +225,41 @@ impl ModelSpec {
                     plan.flops += 2 * out * oh * ow * c * kernel * kernel;
                     vec![*out, oh, ow]
                 }
+                LayerSpec::ConvTranspose2d {
+                    out,
+                    kernel,
+                    stride,
+                    padding,
+                    output_padding,
+                } => {
+                    let &[c, h, w] = shape.as_slice() else {
+                        return Err(err("needs a (C,H,W) input; it cannot follow flatten or linear".into()));
+                    };
+                    if *out == 0 || *kernel == 0 || *stride == 0 {
+                        return Err(err(format!(
+                            "out ({out}), kernel ({kernel}) and stride ({stride}) must be at least 1"
+                        )));
+                    }
+                    if output_padding >= stride {
+                        return Err(err(format!(
+                            "output_padding {output_padding} must be smaller than stride {stride}"
+                        )));
+                    }
+                    let p = ConvTransposeParams {
+                        stride: *stride,
+                        padding: *padding,
+                        output_padding: *output_padding,
+                    };
+                    let (Some(oh), Some(ow)) = (transposed_out_len(h, *kernel, p), transposed_out_len(w, *kernel, p))
+                    else {
+                        return Err(err(format!(
+                            "padding {padding} leaves no output for the {h}×{w} input (kernel {kernel}, stride {stride})"
+                        )));
+                    };
+                    plan.params += c * out * kernel * kernel + out;
+                    plan.flops += 2 * c * h * w * out * kernel * kernel;
+                    vec![*out, oh, ow]
+                }
                 LayerSpec::Linear { out } => {
                     let &[k] = shape.as_slice() else {
                         return Err(err("needs a flat input: add a flatten layer before it".into()));
@@ -235,6 +290,15 @@ impl ModelSpec {
                         return Err(err(format!("window {size} is larger than the {h}×{w} input")));
                     };
                     vec![c, oh, ow]
+                }
+                LayerSpec::Upsample { scale, .. } => {
+                    let &[c, h, w] = shape.as_slice() else {
+                        return Err(err("needs a (C,H,W) input".into()));
+                    };
+                    if *scale == 0 {
+                        return Err(err(format!("scale ({scale}) must be at least 1")));
+                    }
+                    vec![c, h * scale, w * scale]
                 }
                 LayerSpec::Flatten {} => vec![shape.iter().product()],
             };
@@ -304,6 +368,39 @@ mod tests {
     }
 
     #[test]
+    fn conv_transpose_layer_validates_with_pytorch_shapes() {
+        let s = spec(
+            r#"[{"type":"conv_transpose2d","out":8,"kernel":3,"stride":2,"padding":1,"output_padding":1},
+            {"type":"conv_transpose2d","out":2,"kernel":2},{"type":"flatten"},{"type":"linear","out":10}]"#,
+        )
+        .unwrap();
+        let plan = s.validate().unwrap();
+        // (28-1)·2 - 2 + 3 + 1 = 56, then (56-1)·1 + 2 = 57
+        assert_eq!(plan.shapes[0].1, vec![8, 56, 56]);
+        assert_eq!(plan.shapes[1].1, vec![2, 57, 57]);
+        assert_eq!(plan.params, (8 * 9 + 8) + (8 * 2 * 4 + 2) + (2 * 57 * 57 * 10 + 10));
+        assert_eq!(ModelSpec::from_json(&s.to_json()).unwrap(), s);
+    }
+
+    #[test]
+    fn upsample_layer_validates_and_defaults_to_nearest() {
+        let s = spec(
+            r#"[{"type":"upsample"},{"type":"upsample","scale":3,"mode":"bilinear"},
+            {"type":"flatten"},{"type":"linear","out":10}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            s.layers[0],
+            LayerSpec::Upsample {
+                scale: 2,
+                mode: UpsampleMode::Nearest
+            }
+        );
+        assert_eq!(s.validate().unwrap().shapes[1].1, vec![1, 168, 168]);
+        assert_eq!(ModelSpec::from_json(&s.to_json()).unwrap(), s);
+    }
+
+    #[test]
     fn every_error_names_the_layer_and_problem() {
         let cases = [
             (
@@ -355,6 +452,31 @@ mod tests {
             (
                 r#"[{"type":"flatten"},{"type":"leaky_relu","slope":-0.1},{"type":"linear","out":10}]"#,
                 "layer 1 (leaky_relu): slope -0.1 must be",
+            ),
+            (
+                r#"[{"type":"conv_transpose2d","out":2,"kernel":3,"stride":2,"output_padding":2}]"#,
+                "layer 0 (conv_transpose2d): output_padding 2 must be smaller than stride 2",
+            ),
+            (
+                r#"[{"type":"conv_transpose2d","out":2,"kernel":3,"padding":20}]"#,
+                "layer 0 (conv_transpose2d): padding 20 leaves no output for the 28×28 input",
+            ),
+            (
+                r#"[{"type":"conv_transpose2d","out":0,"kernel":3}]"#,
+                "layer 0 (conv_transpose2d): out (0), kernel (3) and stride (1) must be at least 1",
+            ),
+            (
+                r#"[{"type":"flatten"},{"type":"conv_transpose2d","out":2,"kernel":3}]"#,
+                "layer 1 (conv_transpose2d): needs a (C,H,W)",
+            ),
+            (
+                r#"[{"type":"upsample","scale":0}]"#,
+                "layer 0 (upsample): scale (0) must be at least 1",
+            ),
+            (r#"[{"type":"upsample","mode":"bicubic"}]"#, "unknown variant `bicubic`"),
+            (
+                r#"[{"type":"flatten"},{"type":"upsample"}]"#,
+                "layer 1 (upsample): needs a (C,H,W)",
             ),
             (r#"[]"#, "no layers"),
         ];

@@ -10,7 +10,9 @@
 
 use cnn_playground::backend::cpu::CpuBackend;
 use cnn_playground::backend::gpu::GpuBackend;
-use cnn_playground::backend::{Activation, AdamHyper, Backend, Conv2dParams, PoolParams, SgdHyper};
+use cnn_playground::backend::{
+    Activation, AdamHyper, Backend, Conv2dParams, ConvTransposeParams, PoolParams, SgdHyper, UpsampleMode,
+};
 use cnn_playground::tensor::{Indices, Shape, Tensor};
 
 const TOL: f32 = 1e-4;
@@ -150,6 +152,72 @@ fn conv2d_forward_and_backward_match_cpu() {
         let (dwg, dbg) = p.gpu.conv2d_backward_weight(&dyg, &xg, &wg.shape, cp).expect("gpu dw");
         assert_close(&format!("{case}: dw"), &dwc, &dwg, &p);
         assert_close(&format!("{case}: db"), &dbc, &dbg, &p);
+    }
+}
+
+/// (x dims, out channels, kernel, stride, padding, output_padding)
+const CONV_TRANSPOSE_CASES: &[([usize; 4], usize, usize, usize, usize, usize)] = &[
+    ([2, 3, 4, 5], 4, 3, 1, 0, 0),
+    ([2, 3, 4, 5], 4, 3, 2, 1, 1),
+    ([1, 2, 5, 3], 3, 4, 2, 1, 0),
+    ([1, 4, 3, 3], 2, 1, 3, 0, 2),
+    ([2, 2, 3, 4], 3, 5, 3, 2, 1),
+    // 40 images: the weight gradient sums slices of the batch
+    ([40, 8, 4, 4], 8, 3, 2, 1, 1),
+];
+
+#[test]
+fn conv_transpose2d_forward_and_backward_match_cpu() {
+    let Some(mut p) = pair(16) else { return };
+    for &(xd, o, k, stride, padding, output_padding) in CONV_TRANSPOSE_CASES {
+        let tp = ConvTransposeParams {
+            stride,
+            padding,
+            output_padding,
+        };
+        let (xc, xg) = p.rand(&xd);
+        let (wc, wg) = p.rand(&[xd[1], o, k, k]);
+        let (bc, bg) = p.rand(&[o]);
+        let yc = p.cpu.conv_transpose2d(&xc, &wc, &bc, tp).expect("cpu conv_transpose2d");
+        let yg = p.gpu.conv_transpose2d(&xg, &wg, &bg, tp).expect("gpu conv_transpose2d");
+        let case = format!("conv_transpose2d x{xd:?} k{k} s{stride} p{padding} op{output_padding}");
+        assert_close(&format!("{case}: y"), &yc, &yg, &p);
+
+        let (dyc, dyg) = p.rand(yc.dims());
+        let (dxc, dwc, dbc) = p
+            .cpu
+            .conv_transpose2d_backward(&dyc, &xc, &wc, tp)
+            .expect("cpu backward");
+        let (dxg, dwg, dbg) = p
+            .gpu
+            .conv_transpose2d_backward(&dyg, &xg, &wg, tp)
+            .expect("gpu backward");
+        assert_close(&format!("{case}: dx"), &dxc, &dxg, &p);
+        assert_close(&format!("{case}: dw"), &dwc, &dwg, &p);
+        assert_close(&format!("{case}: db"), &dbc, &dbg, &p);
+    }
+}
+
+#[test]
+fn upsample_forward_and_backward_match_cpu() {
+    let Some(mut p) = pair(17) else { return };
+    for (xd, scale) in [
+        ([2, 3, 4, 5], 2),
+        ([1, 2, 3, 7], 3),
+        ([1, 1, 1, 2], 4),
+        ([2, 2, 5, 3], 1),
+    ] {
+        for mode in [UpsampleMode::Nearest, UpsampleMode::Bilinear] {
+            let case = format!("upsample {mode:?} x{xd:?} s{scale}");
+            let (xc, xg) = p.rand(&xd);
+            let yc = p.cpu.upsample2d(&xc, scale, mode).expect("cpu upsample2d");
+            let yg = p.gpu.upsample2d(&xg, scale, mode).expect("gpu upsample2d");
+            assert_close(&format!("{case}: y"), &yc, &yg, &p);
+            let (dyc, dyg) = p.rand(yc.dims());
+            let dxc = p.cpu.upsample2d_backward(&dyc, &xc.shape, scale, mode).expect("cpu dx");
+            let dxg = p.gpu.upsample2d_backward(&dyg, &xg.shape, scale, mode).expect("gpu dx");
+            assert_close(&format!("{case}: dx"), &dxc, &dxg, &p);
+        }
     }
 }
 
@@ -535,6 +603,26 @@ fn shape_errors_match_the_cpu_backend() {
     let ec = p.cpu.linear(&ac, &lc, &bc).err().expect("cpu must reject");
     let eg = p.gpu.linear(&ag, &lg, &bg).err().expect("gpu must reject");
     assert_eq!(ec.to_string(), eg.to_string());
+
+    // x (1,3,5,5), w (3,2,3,3), b (2): output_padding must stay below the stride
+    let (tc, tg) = p.rand(&[3, 2, 3, 3]);
+    let tp = ConvTransposeParams {
+        stride: 2,
+        padding: 0,
+        output_padding: 2,
+    };
+    let ec = p
+        .cpu
+        .conv_transpose2d(&xc, &tc, &bc, tp)
+        .err()
+        .expect("cpu must reject");
+    let eg = p
+        .gpu
+        .conv_transpose2d(&xg, &tg, &bg, tp)
+        .err()
+        .expect("gpu must reject");
+    assert_eq!(ec.to_string(), eg.to_string());
+    assert!(ec.to_string().contains("conv_transpose2d"), "{ec}");
 
     let pp = PoolParams { kernel: 6, stride: 1 };
     let ec = p.cpu.max_pool2d(&xc, pp).err().expect("cpu must reject");

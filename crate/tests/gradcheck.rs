@@ -8,7 +8,7 @@
 use cnn_playground::autograd::Tape;
 use cnn_playground::backend::cpu::CpuBackend;
 use cnn_playground::backend::gpu::GpuBackend;
-use cnn_playground::backend::{Activation, Backend, Conv2dParams, PoolParams};
+use cnn_playground::backend::{Activation, Backend, Conv2dParams, ConvTransposeParams, PoolParams, UpsampleMode};
 use cnn_playground::data::Rng;
 use cnn_playground::nn::{Model, ParamStore};
 use cnn_playground::spec::ModelSpec;
@@ -93,6 +93,79 @@ fn ops_match_finite_differences(be: &dyn Backend) {
         check("conv2d dx", be, &x, &dx, &|v| conv(v, &w, &b), &r, 1e-2);
         check("conv2d dw", be, &w, &read(be, &dw), &|v| conv(&x, v, &b), &r, 1e-2);
         check("conv2d db", be, &b, &read(be, &db), &|v| conv(&x, &w, v), &r, 1e-2);
+    }
+    // conv_transpose2d: x (2,3,4,5), w (3,4,3,3) -> y (2,4,OH,OW); stride 1, and stride 2
+    // with padding 1 and output_padding 1
+    for p in [
+        ConvTransposeParams {
+            stride: 1,
+            padding: 0,
+            output_padding: 0,
+        },
+        ConvTransposeParams {
+            stride: 2,
+            padding: 1,
+            output_padding: 1,
+        },
+    ] {
+        let (xs, ws) = ([2, 3, 4, 5], [3, 4, 3, 3]);
+        let (x, w, b) = (rand(&mut rng, 120), rand(&mut rng, 108), rand(&mut rng, 4));
+        let convt = |xv: &[f32], wv: &[f32], bv: &[f32]| {
+            read(
+                be,
+                &be.conv_transpose2d(&up(be, &xs, xv), &up(be, &ws, wv), &up(be, &[4], bv), p)
+                    .unwrap(),
+            )
+        };
+        let y = be
+            .conv_transpose2d(&up(be, &xs, &x), &up(be, &ws, &w), &up(be, &[4], &b), p)
+            .unwrap();
+        let r = rand(&mut rng, y.numel());
+        let (dx, dw, db) = be
+            .conv_transpose2d_backward(&up(be, y.dims(), &r), &up(be, &xs, &x), &up(be, &ws, &w), p)
+            .unwrap();
+        check(
+            "conv_transpose2d dx",
+            be,
+            &x,
+            &read(be, &dx),
+            &|v| convt(v, &w, &b),
+            &r,
+            1e-2,
+        );
+        check(
+            "conv_transpose2d dw",
+            be,
+            &w,
+            &read(be, &dw),
+            &|v| convt(&x, v, &b),
+            &r,
+            1e-2,
+        );
+        check(
+            "conv_transpose2d db",
+            be,
+            &b,
+            &read(be, &db),
+            &|v| convt(&x, &w, v),
+            &r,
+            1e-2,
+        );
+    }
+    // upsample: x (2,3,4,5), scale 2 and 3, nearest and bilinear
+    for (scale, mode) in [
+        (2, UpsampleMode::Nearest),
+        (3, UpsampleMode::Nearest),
+        (2, UpsampleMode::Bilinear),
+        (3, UpsampleMode::Bilinear),
+    ] {
+        let xs = [2, 3, 4, 5];
+        let x = rand(&mut rng, 120);
+        let r = rand(&mut rng, 120 * scale * scale);
+        let dy = up(be, &[2, 3, 4 * scale, 5 * scale], &r);
+        let dx = read(be, &be.upsample2d_backward(&dy, &Shape::new(&xs), scale, mode).unwrap());
+        let f = |v: &[f32]| read(be, &be.upsample2d(&up(be, &xs, v), scale, mode).unwrap());
+        check(&format!("upsample {mode:?} x{scale}"), be, &x, &dx, &f, &r, 1e-2);
     }
     // linear: x (5,7), w (3,7), b (3)
     {
@@ -199,6 +272,8 @@ fn tape_matches_finite_differences(be: &dyn Backend) {
         r#"{"input":[2,8,8],"classes":3,"layers":[
             {"type":"conv2d","out":3,"kernel":3,"padding":1},{"type":"relu"},{"type":"max_pool","size":2},
             {"type":"conv2d","out":4,"kernel":3,"stride":2,"padding":1},{"type":"relu"},{"type":"avg_pool","size":2},
+            {"type":"conv_transpose2d","out":2,"kernel":3,"stride":2,"padding":1,"output_padding":1},
+            {"type":"upsample","scale":2,"mode":"bilinear"},
             {"type":"flatten"},{"type":"linear","out":3}]}"#,
     )
     .unwrap();

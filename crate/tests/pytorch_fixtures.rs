@@ -13,7 +13,9 @@ use std::path::PathBuf;
 
 use cnn_playground::backend::cpu::CpuBackend;
 use cnn_playground::backend::gpu::GpuBackend;
-use cnn_playground::backend::{Activation, AdamHyper, Backend, Conv2dParams, PoolParams, SgdHyper};
+use cnn_playground::backend::{
+    Activation, AdamHyper, Backend, Conv2dParams, ConvTransposeParams, PoolParams, SgdHyper, UpsampleMode,
+};
 use cnn_playground::tensor::{Indices, Shape, Tensor};
 use serde_json::Value;
 
@@ -294,6 +296,37 @@ fn conv2d_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> Cas
     chk.tensor(b, n, "db", &db, &fref(case, "db"))
 }
 
+fn conv_transpose2d_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> CaseResult {
+    let p = ConvTransposeParams {
+        stride: int(case, "stride"),
+        padding: int(case, "padding"),
+        output_padding: int(case, "output_padding"),
+    };
+    let (x, w, bias, dy) = (fref(case, "x"), fref(case, "w"), fref(case, "b"), fref(case, "dy"));
+    let (xt, wt, bt, dyt) = (up(b, &x)?, up(b, &w)?, up(b, &bias)?, up(b, &dy)?);
+
+    let y = b.conv_transpose2d(&xt, &wt, &bt, p)?;
+    chk.tensor(b, n, "y", &y, &fref(case, "y"))?;
+    let (dx, dw, db) = b.conv_transpose2d_backward(&dyt, &xt, &wt, p)?;
+    chk.tensor(b, n, "dx", &dx, &fref(case, "dx"))?;
+    chk.tensor(b, n, "dw", &dw, &fref(case, "dw"))?;
+    chk.tensor(b, n, "db", &db, &fref(case, "db"))
+}
+
+fn upsample_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> CaseResult {
+    let mode = match case["mode"].as_str() {
+        Some("nearest") => UpsampleMode::Nearest,
+        Some("bilinear") => UpsampleMode::Bilinear,
+        other => panic!("case {n}: unknown upsample mode {other:?}"),
+    };
+    let scale = int(case, "scale");
+    let (x, dy) = (fref(case, "x"), fref(case, "dy"));
+    let y = b.upsample2d(&up(b, &x)?, scale, mode)?;
+    chk.tensor(b, n, "y", &y, &fref(case, "y"))?;
+    let dx = b.upsample2d_backward(&up(b, &dy)?, &x.shape(), scale, mode)?;
+    chk.tensor(b, n, "dx", &dx, &fref(case, "dx"))
+}
+
 fn pool_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> CaseResult {
     let p = PoolParams {
         kernel: int(case, "kernel"),
@@ -414,6 +447,16 @@ fn optim_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> Case
 #[test]
 fn conv2d_matches_pytorch() {
     check_all("conv2d", "conv2d.json", conv2d_case);
+}
+
+#[test]
+fn conv_transpose2d_matches_pytorch() {
+    check_all("conv_transpose2d", "conv_transpose2d.json", conv_transpose2d_case);
+}
+
+#[test]
+fn upsample_matches_pytorch() {
+    check_all("upsample2d", "upsample.json", upsample_case);
 }
 
 #[test]

@@ -20,6 +20,32 @@ pub struct Conv2dParams {
     pub padding: usize,
 }
 
+/// Transposed convolution geometry (PyTorch's `ConvTranspose2d`): square kernel, same stride
+/// and padding on both axes; `output_padding` (< stride) adds rows and columns at the far
+/// end, so that OH = (H-1)·stride - 2·padding + K + output_padding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvTransposeParams {
+    pub stride: usize,
+    pub padding: usize,
+    pub output_padding: usize,
+}
+
+impl ConvTransposeParams {
+    /// The convolution this one is the adjoint of: conv2d maps (N,O,OH,OW) back to (N,C,H,W).
+    pub fn conv(&self) -> Conv2dParams {
+        Conv2dParams {
+            stride: self.stride,
+            padding: self.padding,
+        }
+    }
+}
+
+/// Output length of a transposed convolution along one axis, None when it is not positive.
+pub fn transposed_out_len(input: usize, kernel: usize, p: ConvTransposeParams) -> Option<usize> {
+    let full = input.checked_sub(1)? * p.stride + kernel + p.output_padding;
+    full.checked_sub(2 * p.padding).filter(|&len| len > 0)
+}
+
 /// Pooling geometry: square window `kernel`, step `stride`, no padding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolParams {
@@ -53,6 +79,43 @@ impl Activation {
             Activation::LeakyRelu { .. } => "leaky_relu",
             Activation::Tanh => "tanh",
             Activation::Sigmoid => "sigmoid",
+        }
+    }
+}
+
+/// How `upsample2d` fills the enlarged grid (PyTorch's `F.interpolate`, align_corners=False).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UpsampleMode {
+    #[default]
+    Nearest,
+    Bilinear,
+}
+
+impl UpsampleMode {
+    pub fn name(&self) -> &'static str {
+        match self {
+            UpsampleMode::Nearest => "nearest",
+            UpsampleMode::Bilinear => "bilinear",
+        }
+    }
+}
+
+/// Where output row (or column) `dst` of an upsampling by `scale` reads its input of length
+/// `len`: the two neighbours (i0, i1) and the weight λ of i1, so that y = (1-λ)·x[i0] + λ·x[i1].
+/// Nearest: i0 = i1 = dst / scale, λ = 0. Bilinear (align_corners=False): the source
+/// coordinate (dst + 0.5)/scale - 0.5, clamped at 0; i1 clamped at the last cell.
+pub fn upsample_source(dst: usize, scale: usize, len: usize, mode: UpsampleMode) -> (usize, usize, f32) {
+    match mode {
+        UpsampleMode::Nearest => {
+            let i = (dst / scale).min(len.saturating_sub(1));
+            (i, i, 0.0)
+        }
+        UpsampleMode::Bilinear => {
+            let src = ((dst as f32 + 0.5) / scale as f32 - 0.5).max(0.0);
+            let i0 = (src.floor() as usize).min(len.saturating_sub(1));
+            let i1 = (i0 + 1).min(len.saturating_sub(1));
+            (i0, i1, src - i0 as f32)
         }
     }
 }
@@ -115,6 +178,18 @@ pub trait Backend {
         p: Conv2dParams,
     ) -> Result<(Tensor, Tensor)>;
 
+    /// x (N,C,H,W), w (C,O,K,K) (PyTorch's layout: in, out, kH, kW), b (O) -> y (N,O,OH,OW),
+    /// OH = (H-1)·stride - 2·padding + K + output_padding: the adjoint of conv2d, plus a bias
+    fn conv_transpose2d(&self, x: &Tensor, w: &Tensor, b: &Tensor, p: ConvTransposeParams) -> Result<Tensor>;
+    /// dy (N,O,OH,OW), x (N,C,H,W), w (C,O,K,K) -> (dx (N,C,H,W), dw (C,O,K,K), db (O))
+    fn conv_transpose2d_backward(
+        &self,
+        dy: &Tensor,
+        x: &Tensor,
+        w: &Tensor,
+        p: ConvTransposeParams,
+    ) -> Result<(Tensor, Tensor, Tensor)>;
+
     // ---- fully connected (PyTorch layout: w is (out, in)) -----------------------------
     /// x (N,K), w (O,K), b (O) -> y (N,O) = x·wᵀ + b
     fn linear(&self, x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor>;
@@ -137,6 +212,12 @@ pub trait Backend {
     fn avg_pool2d(&self, x: &Tensor, p: PoolParams) -> Result<Tensor>;
     /// dy (N,C,OH,OW) -> dx (N,C,H,W): each dy spread evenly over its window
     fn avg_pool2d_backward(&self, dy: &Tensor, x_shape: &Shape, p: PoolParams) -> Result<Tensor>;
+
+    // ---- upsampling (integer scale) ------------------------------------------------------
+    /// x (N,C,H,W) -> y (N,C,H·s,W·s), nearest or bilinear (align_corners=False)
+    fn upsample2d(&self, x: &Tensor, scale: usize, mode: UpsampleMode) -> Result<Tensor>;
+    /// dy (N,C,H·s,W·s) -> dx (N,C,H,W): each dy shared among the inputs it was read from
+    fn upsample2d_backward(&self, dy: &Tensor, x_shape: &Shape, scale: usize, mode: UpsampleMode) -> Result<Tensor>;
 
     // ---- loss --------------------------------------------------------------------------
     /// logits (N,K), labels (N) -> mean cross-entropy of softmax(logits), its gradient and

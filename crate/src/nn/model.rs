@@ -3,7 +3,7 @@
 
 use super::{ParamKind, ParamStore};
 use crate::autograd::{Tape, Var};
-use crate::backend::{Activation, Backend, Conv2dParams, PoolParams};
+use crate::backend::{Activation, Backend, Conv2dParams, ConvTransposeParams, PoolParams, UpsampleMode};
 use crate::data::Rng;
 use crate::error::Result;
 use crate::spec::{LayerSpec, ModelSpec};
@@ -16,6 +16,12 @@ pub enum Layer {
         b: usize,
         p: Conv2dParams,
     },
+    /// x (N,C,H,W) -> (N,O,OH,OW); params: weight (C,O,K,K), bias (O)
+    ConvTranspose2d {
+        w: usize,
+        b: usize,
+        p: ConvTransposeParams,
+    },
     /// x (N,K) -> (N,O); params: weight (O,K), bias (O)
     Linear {
         w: usize,
@@ -25,6 +31,11 @@ pub enum Layer {
     Activation(Activation),
     MaxPool(PoolParams),
     AvgPool(PoolParams),
+    /// (N,C,H,W) -> (N,C,H·s,W·s)
+    Upsample {
+        scale: usize,
+        mode: UpsampleMode,
+    },
     /// (N,C,H,W) -> (N, C·H·W)
     Flatten,
 }
@@ -60,6 +71,28 @@ impl Model {
                         p: Conv2dParams { stride, padding },
                     }
                 }
+                LayerSpec::ConvTranspose2d {
+                    out,
+                    kernel,
+                    stride,
+                    padding,
+                    output_padding,
+                } => {
+                    // PyTorch takes fan_in from weight.size(1)·K·K, which is `out` here
+                    let c = input[0];
+                    let fan_in = out * kernel * kernel;
+                    let w = init(backend, rng, &[c, out, kernel, kernel], fan_in)?;
+                    let b = init(backend, rng, &[out], fan_in)?;
+                    Layer::ConvTranspose2d {
+                        w: store.add(format!("{i}.weight"), ParamKind::ConvWeight, w),
+                        b: store.add(format!("{i}.bias"), ParamKind::Bias, b),
+                        p: ConvTransposeParams {
+                            stride,
+                            padding,
+                            output_padding,
+                        },
+                    }
+                }
                 LayerSpec::Linear { out } => {
                     let k = input[0];
                     let w = init(backend, rng, &[out, k], k)?;
@@ -81,6 +114,7 @@ impl Model {
                     kernel: size,
                     stride: stride.unwrap_or(size),
                 }),
+                LayerSpec::Upsample { scale, mode } => Layer::Upsample { scale, mode },
                 LayerSpec::Flatten {} => Layer::Flatten,
             };
             layers.push(built);
@@ -104,6 +138,10 @@ impl Model {
                     let (w, b) = (tape.param(w), tape.param(b));
                     tape.conv2d(h, w, b, p)?
                 }
+                Layer::ConvTranspose2d { w, b, p } => {
+                    let (w, b) = (tape.param(w), tape.param(b));
+                    tape.conv_transpose2d(h, w, b, p)?
+                }
                 Layer::Linear { w, b } => {
                     let (w, b) = (tape.param(w), tape.param(b));
                     tape.linear(h, w, b)?
@@ -111,6 +149,7 @@ impl Model {
                 Layer::Activation(a) => tape.activation(h, a)?,
                 Layer::MaxPool(p) => tape.max_pool(h, p)?,
                 Layer::AvgPool(p) => tape.avg_pool(h, p)?,
+                Layer::Upsample { scale, mode } => tape.upsample(h, scale, mode)?,
                 Layer::Flatten => {
                     let dims = tape.value(h).dims().to_vec();
                     let n = dims.first().copied().unwrap_or(1);

@@ -9,7 +9,10 @@ pub mod reference;
 
 use std::future::ready;
 
-use super::{out_len, Activation, AdamHyper, Backend, Conv2dParams, CrossEntropy, PoolParams, ReadFuture, SgdHyper};
+use super::{
+    out_len, transposed_out_len, upsample_source, Activation, AdamHyper, Backend, Conv2dParams, ConvTransposeParams,
+    CrossEntropy, PoolParams, ReadFuture, SgdHyper, UpsampleMode,
+};
 use crate::error::{shape_err, Error, Result};
 use crate::tensor::{Data, Indices, Shape, Tensor};
 pub use gemm::{gemm, transpose};
@@ -80,6 +83,54 @@ pub fn conv_geometry(op: &'static str, x: &Shape, w: &Shape, p: Conv2dParams) ->
     Ok([n, c, h, wd, o, kh, oh, ow])
 }
 
+/// Checks x (N,C,H,W) against w (C,O,K,K) and b (O) of a transposed convolution; returns
+/// (n, c, h, w, o, k, oh, ow) with OH = (H-1)·stride - 2·padding + K + output_padding.
+pub fn conv_transpose_geometry(
+    op: &'static str,
+    x: &Shape,
+    w: &Shape,
+    b: &Shape,
+    p: ConvTransposeParams,
+) -> Result<[usize; 8]> {
+    let (n, c, h, wd) = x.nchw(op)?;
+    let (wc, o, kh, kw) = w.nchw(op)?;
+    let shapes = [x.dims(), w.dims(), b.dims()];
+    if wc != c {
+        return Err(shape_err(
+            op,
+            format!("input has {c} channels, kernel (C,O,K,K) expects {wc}"),
+            &shapes,
+        ));
+    }
+    if kh != kw || kh == 0 {
+        return Err(shape_err(op, "kernel must be square and non-empty", &shapes));
+    }
+    if b.dims() != [o] {
+        return Err(shape_err(op, "bias must have one value per output channel", &shapes));
+    }
+    if p.stride == 0 || p.output_padding >= p.stride {
+        return Err(shape_err(
+            op,
+            format!(
+                "output_padding {} must be smaller than stride {} (stride at least 1)",
+                p.output_padding, p.stride
+            ),
+            &shapes,
+        ));
+    }
+    let (Some(oh), Some(ow)) = (transposed_out_len(h, kh, p), transposed_out_len(wd, kw, p)) else {
+        return Err(shape_err(
+            op,
+            format!(
+                "padding {} leaves no output for kernel {kh}, stride {}",
+                p.padding, p.stride
+            ),
+            &shapes,
+        ));
+    };
+    Ok([n, c, h, wd, o, kh, oh, ow])
+}
+
 /// Checks x (N,C,H,W) against a pooling window; returns (n, c, h, w, oh, ow).
 pub fn pool_geometry(op: &'static str, x: &Shape, p: PoolParams) -> Result<[usize; 6]> {
     let (n, c, h, w) = x.nchw(op)?;
@@ -91,6 +142,19 @@ pub fn pool_geometry(op: &'static str, x: &Shape, p: PoolParams) -> Result<[usiz
         ));
     };
     Ok([n, c, h, w, oh, ow])
+}
+
+/// Checks x (N,C,H,W) against an upsampling by `scale`; returns (n, c, h, w, oh, ow).
+pub fn upsample_geometry(op: &'static str, x: &Shape, scale: usize) -> Result<[usize; 6]> {
+    let (n, c, h, w) = x.nchw(op)?;
+    if scale == 0 || h == 0 || w == 0 {
+        return Err(shape_err(
+            op,
+            "scale must be at least 1, the input non-empty",
+            &[x.dims()],
+        ));
+    }
+    Ok([n, c, h, w, h * scale, w * scale])
 }
 
 /// The output columns `xo` whose input column `xo·s + kw - pad` falls inside 0..w.
@@ -312,6 +376,50 @@ impl Backend for CpuBackend {
         let mut dw = vec![0.0; o * ckk];
         transpose(ckk, o, &dw_t, &mut dw);
         Ok((tensor(w_shape.dims(), dw), tensor(&[o], db)))
+    }
+
+    // x (N,C,H,W), w (C,O,K,K), b (O) -> y (N,O,OH,OW)
+    // The adjoint of conv2d with weight w (C out, O in): y = conv2d_backward_input(x, w) + b,
+    // so each x[n,c,i,j] scatters x · w[c] into the K×K patch at (i·s - pad, j·s - pad).
+    fn conv_transpose2d(&self, x: &Tensor, w: &Tensor, b: &Tensor, p: ConvTransposeParams) -> Result<Tensor> {
+        let op = "conv_transpose2d";
+        let [n, _, _, _, o, _, oh, ow] = conv_transpose_geometry(op, &x.shape, &w.shape, &b.shape, p)?;
+        let mut y = self.conv2d_backward_input(x, w, &Shape::new(&[n, o, oh, ow]), p.conv())?;
+        let bs = host(op, b)?;
+        for (plane, v) in host_mut(op, &mut y)?.chunks_mut(oh * ow).enumerate() {
+            v.iter_mut().for_each(|v| *v += bs[plane % o]);
+        }
+        Ok(y)
+    }
+
+    // dy (N,O,OH,OW), x (N,C,H,W), w (C,O,K,K) -> dx (N,C,H,W) = conv2d(dy, w),
+    // dw (C,O,K,K) = conv2d's weight gradient with dy as its input and x as its output
+    // gradient, db (O) = Σ dy over n, oh, ow
+    fn conv_transpose2d_backward(
+        &self,
+        dy: &Tensor,
+        x: &Tensor,
+        w: &Tensor,
+        p: ConvTransposeParams,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let op = "conv_transpose2d_backward";
+        let b_shape = Shape::new(&[w.dims().get(1).copied().unwrap_or(0)]);
+        let [n, c, _, _, o, _, oh, ow] = conv_transpose_geometry(op, &x.shape, &w.shape, &b_shape, p)?;
+        if dy.dims() != [n, o, oh, ow] {
+            return Err(shape_err(
+                op,
+                "dy does not match the transposed conv output",
+                &[dy.dims(), x.dims(), w.dims()],
+            ));
+        }
+        let no_bias = tensor(&[c], vec![0.0; c]);
+        let dx = self.conv2d(dy, w, &no_bias, p.conv())?;
+        let (dw, _) = self.conv2d_backward_weight(x, dy, &w.shape, p.conv())?;
+        let mut db = vec![0.0; o];
+        for (plane, v) in host(op, dy)?.chunks(oh * ow).enumerate() {
+            db[plane % o] += v.iter().sum::<f32>();
+        }
+        Ok((dx, dw, tensor(&[o], db)))
     }
 
     // x (N,K), w (O,K), b (O) -> y (N,O) = x · wᵀ + b
@@ -536,6 +644,57 @@ impl Backend for CpuBackend {
                             dx[plane * h * w + (i * p.stride + di) * w + j * p.stride + dj] += g;
                         }
                     }
+                }
+            }
+        }
+        Ok(tensor(x_shape.dims(), dx))
+    }
+
+    // x (N,C,H,W) -> y (N,C,H·s,W·s): y[i,j] = Σ over the row taps (i0, i1) and column
+    // taps (j0, j1) of upsample_source, weighted (1-λ, λ) on each axis
+    fn upsample2d(&self, x: &Tensor, scale: usize, mode: UpsampleMode) -> Result<Tensor> {
+        let op = "upsample2d";
+        let [n, c, h, w, oh, ow] = upsample_geometry(op, &x.shape, scale)?;
+        let xs = host(op, x)?;
+        let cols: Vec<_> = (0..ow).map(|j| upsample_source(j, scale, w, mode)).collect();
+        let mut y = vec![0.0; n * c * oh * ow];
+        for (xp, yp) in xs.chunks(h * w).zip(y.chunks_mut(oh * ow)) {
+            for (i, yrow) in yp.chunks_mut(ow).enumerate() {
+                let (i0, i1, ly) = upsample_source(i, scale, h, mode);
+                let (r0, r1) = (&xp[i0 * w..][..w], &xp[i1 * w..][..w]);
+                for (v, &(j0, j1, lx)) in yrow.iter_mut().zip(&cols) {
+                    let top = (1.0 - lx) * r0[j0] + lx * r0[j1];
+                    let bottom = (1.0 - lx) * r1[j0] + lx * r1[j1];
+                    *v = (1.0 - ly) * top + ly * bottom;
+                }
+            }
+        }
+        Ok(tensor(&[n, c, oh, ow], y))
+    }
+
+    // dy (N,C,H·s,W·s) -> dx (N,C,H,W): each dy[i,j] added back to the four taps it read,
+    // with the same weights
+    fn upsample2d_backward(&self, dy: &Tensor, x_shape: &Shape, scale: usize, mode: UpsampleMode) -> Result<Tensor> {
+        let op = "upsample2d_backward";
+        let [n, c, h, w, oh, ow] = upsample_geometry(op, x_shape, scale)?;
+        if dy.dims() != [n, c, oh, ow] {
+            return Err(shape_err(
+                op,
+                "dy does not match the upsampled shape",
+                &[dy.dims(), x_shape.dims()],
+            ));
+        }
+        let dys = host(op, dy)?;
+        let cols: Vec<_> = (0..ow).map(|j| upsample_source(j, scale, w, mode)).collect();
+        let mut dx = vec![0.0; n * c * h * w];
+        for (dxp, dyp) in dx.chunks_mut(h * w).zip(dys.chunks(oh * ow)) {
+            for (i, dyrow) in dyp.chunks(ow).enumerate() {
+                let (i0, i1, ly) = upsample_source(i, scale, h, mode);
+                for (&g, &(j0, j1, lx)) in dyrow.iter().zip(&cols) {
+                    dxp[i0 * w + j0] += (1.0 - ly) * (1.0 - lx) * g;
+                    dxp[i0 * w + j1] += (1.0 - ly) * lx * g;
+                    dxp[i1 * w + j0] += ly * (1.0 - lx) * g;
+                    dxp[i1 * w + j1] += ly * lx * g;
                 }
             }
         }

@@ -2,13 +2,16 @@
 //! element; the gradients gather, so no two threads write one element. The weight and
 //! bias gradients sum over the batch: they run one thread per (batch slice, weight) and
 //! then add the slices, so that a small first-layer kernel still fills the GPU.
+//!
+//! The transposed convolution is conv2d's adjoint, so it reuses these kernels with the
+//! roles swapped, plus `conv2d_add_bias`.
 
 use bytemuck::{Pod, Zeroable};
 
 use super::pipelines::{Access, Kernel, Shader};
 use super::GpuBackend;
-use crate::backend::cpu::conv_geometry;
-use crate::backend::Conv2dParams;
+use crate::backend::cpu::{conv_geometry, conv_transpose_geometry};
+use crate::backend::{Backend, Conv2dParams, ConvTransposeParams};
 use crate::error::{shape_err, Result};
 use crate::tensor::{Shape, Tensor};
 
@@ -35,6 +38,11 @@ const BACKWARD_BIAS: Kernel = Kernel {
     entry: "conv2d_backward_bias",
     storage: &[(4, Read), (5, ReadWrite)],
 };
+const ADD_BIAS: Kernel = Kernel {
+    shader: Shader::Conv2d,
+    entry: "conv2d_add_bias",
+    storage: &[(3, Read), (5, ReadWrite)],
+};
 const REDUCE_GROUPS: Kernel = Kernel {
     shader: Shader::Conv2d,
     entry: "conv2d_reduce_groups",
@@ -47,6 +55,7 @@ pub(super) const KERNELS: &[&Kernel] = &[
     &BACKWARD_INPUT,
     &BACKWARD_WEIGHT,
     &BACKWARD_BIAS,
+    &ADD_BIAS,
     &REDUCE_GROUPS,
 ];
 
@@ -99,6 +108,21 @@ impl Geometry {
             ow,
             p,
         })
+    }
+
+    /// Only the output planes y (N,O,OH,OW), for the bias kernels.
+    fn planes(n: usize, o: usize, oh: usize, ow: usize) -> Geometry {
+        Geometry {
+            n,
+            c: 0,
+            h: 0,
+            w: 0,
+            o,
+            k: 0,
+            oh,
+            ow,
+            p: Conv2dParams { stride: 1, padding: 0 },
+        }
     }
 
     fn y_dims(&self) -> [usize; 4] {
@@ -196,6 +220,56 @@ pub(super) fn backward_weight(
     sum_over_batch(gpu, &g, &BACKWARD_WEIGHT, &[x_b, dy_b], &dw)?;
     sum_over_batch(gpu, &g, &BACKWARD_BIAS, &[dy_b], &db)?;
     Ok((dw, db))
+}
+
+/// x (N,C,H,W), w (C,O,K,K), b (O) -> y (N,O,OH,OW): conv2d's input gradient with x in
+/// the place of dy, then the bias
+pub(super) fn transpose_forward(
+    gpu: &GpuBackend,
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    p: ConvTransposeParams,
+) -> Result<Tensor> {
+    const OP: &str = "conv_transpose2d";
+    let [n, _, _, _, o, _, oh, ow] = conv_transpose_geometry(OP, &x.shape, &w.shape, &b.shape, p)?;
+    let y = backward_input(gpu, x, w, &Shape::new(&[n, o, oh, ow]), p.conv())?;
+    let buffers = [gpu.tensor_buffer(OP, b)?, gpu.tensor_buffer(OP, &y)?];
+    let params = Geometry::planes(n, o, oh, ow).params(y.numel());
+    gpu.dispatch(&ADD_BIAS, &params, &buffers, y.numel())?;
+    Ok(y)
+}
+
+/// dy (N,O,OH,OW), x (N,C,H,W), w (C,O,K,K) -> dx (N,C,H,W) = conv2d(dy, w),
+/// dw (C,O,K,K) = conv2d's weight gradient with dy as its input and x as its output
+/// gradient, db (O) = Σ dy over n, oh, ow
+pub(super) fn transpose_backward(
+    gpu: &GpuBackend,
+    dy: &Tensor,
+    x: &Tensor,
+    w: &Tensor,
+    p: ConvTransposeParams,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    const OP: &str = "conv_transpose2d_backward";
+    let b_shape = Shape::new(&[w.dims().get(1).copied().unwrap_or(0)]);
+    let [n, c, _, _, o, _, oh, ow] = conv_transpose_geometry(OP, &x.shape, &w.shape, &b_shape, p)?;
+    if dy.dims() != [n, o, oh, ow] {
+        return Err(shape_err(
+            OP,
+            "dy does not match the transposed conv output",
+            &[dy.dims(), x.dims(), w.dims()],
+        ));
+    }
+    let no_bias = gpu.zeros(Shape::new(&[c]))?;
+    let dx = forward(gpu, dy, w, &no_bias, p.conv())?;
+    // the convolution dy (N,O,OH,OW) -> (N,C,H,W) whose weight is w
+    let adjoint = Geometry::new(OP, &dy.shape, &w.shape, p.conv())?;
+    let dw = gpu.output(OP, w.dims())?;
+    let (dy_b, x_b) = (gpu.tensor_buffer(OP, dy)?, gpu.tensor_buffer(OP, x)?);
+    sum_over_batch(gpu, &adjoint, &BACKWARD_WEIGHT, &[dy_b, x_b], &dw)?;
+    let db = gpu.output(OP, &[o])?;
+    sum_over_batch(gpu, &Geometry::planes(n, o, oh, ow), &BACKWARD_BIAS, &[dy_b], &db)?;
+    Ok((dx, dw, db))
 }
 
 /// Runs a batch-summing gradient kernel into `out`: directly when the batch is one

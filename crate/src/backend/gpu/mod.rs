@@ -11,7 +11,7 @@
 //!
 //! Files: `context` gets a device, `pipelines` caches pipelines and layouts, `buffers` is
 //! the pool, `recorder` the encoder and arena; `conv`, `linear`, `pool`, `elementwise`,
-//! `loss` and `optim` encode the ops of one shader family each.
+//! `loss`, `optim` and `upsample` encode the ops of one shader family each.
 
 mod buffers;
 mod context;
@@ -23,6 +23,7 @@ mod optim;
 mod pipelines;
 mod pool;
 mod recorder;
+mod upsample;
 
 pub use buffers::GpuBuffer;
 
@@ -30,7 +31,10 @@ use std::rc::Rc;
 
 use bytemuck::Pod;
 
-use super::{Activation, AdamHyper, Backend, Conv2dParams, CrossEntropy, PoolParams, ReadFuture, SgdHyper};
+use super::{
+    Activation, AdamHyper, Backend, Conv2dParams, ConvTransposeParams, CrossEntropy, PoolParams, ReadFuture, SgdHyper,
+    UpsampleMode,
+};
 use crate::error::{shape_err, Error, Result};
 use crate::tensor::{Data, Indices, Shape, Tensor};
 use buffers::{BufferPool, Writer};
@@ -92,6 +96,7 @@ impl GpuBackend {
             pool::KERNELS,
             loss::KERNELS,
             optim::KERNELS,
+            upsample::KERNELS,
         ];
         for kernel in families.into_iter().flatten() {
             self.rec.prepare(kernel);
@@ -314,6 +319,20 @@ impl Backend for GpuBackend {
         conv::backward_weight(self, dy, x, w_shape, p)
     }
 
+    fn conv_transpose2d(&self, x: &Tensor, w: &Tensor, b: &Tensor, p: ConvTransposeParams) -> Result<Tensor> {
+        conv::transpose_forward(self, x, w, b, p)
+    }
+
+    fn conv_transpose2d_backward(
+        &self,
+        dy: &Tensor,
+        x: &Tensor,
+        w: &Tensor,
+        p: ConvTransposeParams,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        conv::transpose_backward(self, dy, x, w, p)
+    }
+
     // ---- fully connected -------------------------------------------------------------
 
     fn linear(&self, x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
@@ -350,6 +369,16 @@ impl Backend for GpuBackend {
 
     fn avg_pool2d_backward(&self, dy: &Tensor, x_shape: &Shape, p: PoolParams) -> Result<Tensor> {
         pool::avg_backward(self, dy, x_shape, p)
+    }
+
+    // ---- upsampling --------------------------------------------------------------------
+
+    fn upsample2d(&self, x: &Tensor, scale: usize, mode: UpsampleMode) -> Result<Tensor> {
+        upsample::forward(self, x, scale, mode)
+    }
+
+    fn upsample2d_backward(&self, dy: &Tensor, x_shape: &Shape, scale: usize, mode: UpsampleMode) -> Result<Tensor> {
+        upsample::backward(self, dy, x_shape, scale, mode)
     }
 
     // ---- loss --------------------------------------------------------------------------

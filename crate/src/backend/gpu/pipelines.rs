@@ -18,6 +18,7 @@ pub(super) enum Shader {
     Elementwise,
     Loss,
     Optim,
+    Upsample,
 }
 
 impl Shader {
@@ -29,6 +30,7 @@ impl Shader {
             Shader::Elementwise => include_str!("../../../../shaders/elementwise.wgsl"),
             Shader::Loss => include_str!("../../../../shaders/loss.wgsl"),
             Shader::Optim => include_str!("../../../../shaders/optim.wgsl"),
+            Shader::Upsample => include_str!("../../../../shaders/upsample.wgsl"),
         }
     }
 
@@ -40,6 +42,7 @@ impl Shader {
             Shader::Elementwise => "elementwise.wgsl",
             Shader::Loss => "loss.wgsl",
             Shader::Optim => "optim.wgsl",
+            Shader::Upsample => "upsample.wgsl",
         }
     }
 }
