@@ -12,14 +12,18 @@ pub enum Error {
         problem: String,
         shapes: String,
     },
-    /// A model spec failed validation at a given layer.
-    #[error("layer {index} ({kind}): {problem}{}", shape_suffix(.input_shape))]
+    /// A model spec failed validation at a given layer (`name` when the spec names it).
+    #[error("layer {index}{} ({kind}): {problem}{}", name_part(.name), shape_suffix(.input_shapes))]
     Spec {
         index: usize,
+        name: Option<String>,
         kind: String,
         problem: String,
-        input_shape: Option<Vec<usize>>,
+        input_shapes: Vec<Vec<usize>>,
     },
+    /// Several problems in one spec, each an `Error::Spec`, in layer order.
+    #[error("{} problems: {}", .0.len(), join(.0))]
+    Specs(Vec<Error>),
     /// The spec or config is not valid JSON, or has unknown / missing fields.
     #[error("invalid {what}: {message}")]
     Parse { what: &'static str, message: String },
@@ -37,11 +41,23 @@ pub enum Error {
     Io { path: String, message: String },
 }
 
-fn shape_suffix(s: &Option<Vec<usize>>) -> String {
+fn shape_suffix(s: &[Vec<usize>]) -> String {
     match s {
-        Some(dims) => format!(" (input shape {dims:?})"),
-        None => String::new(),
+        [] => String::new(),
+        [dims] => format!(" (input shape {dims:?})"),
+        many => format!(
+            " (input shapes {})",
+            many.iter().map(|d| format!("{d:?}")).collect::<Vec<_>>().join(", ")
+        ),
     }
+}
+
+fn name_part(name: &Option<String>) -> String {
+    name.as_ref().map(|n| format!(" \"{n}\"")).unwrap_or_default()
+}
+
+fn join(errors: &[Error]) -> String {
+    errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

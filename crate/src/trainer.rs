@@ -165,12 +165,13 @@ impl Trainer {
         if spec.input != [1, data.rows, data.cols] || spec.classes != 10 {
             return Err(Error::Spec {
                 index: 0,
+                name: None,
                 kind: "input".into(),
                 problem: format!(
                     "MNIST needs input [1, {}, {}] and 10 classes; the spec has input {:?} and {} classes",
                     data.rows, data.cols, spec.input, spec.classes
                 ),
-                input_shape: None,
+                input_shapes: Vec::new(),
             });
         }
         let selected = select(config.backend).await;
@@ -295,7 +296,7 @@ impl Trainer {
             let grads = {
                 let mut tape = Tape::new(be, &self.params);
                 let xv = tape.input(x);
-                let logits = self.model.forward(&mut tape, xv)?;
+                let logits = *self.model.forward(&mut tape, xv)?.last().ok_or_else(no_layers)?;
                 let out = tape.cross_entropy(logits, &y)?;
                 be.add_assign(&mut loss_sum, tape.value(out.loss))?;
                 be.add_assign(&mut correct_sum, &out.correct)?;
@@ -338,7 +339,7 @@ impl Trainer {
             let y = be.upload_indices(Shape::new(&[batch.n]), &batch.labels)?;
             let mut tape = Tape::new(be, &self.params);
             let xv = tape.input(x);
-            let z = self.model.forward(&mut tape, xv)?;
+            let z = *self.model.forward(&mut tape, xv)?.last().ok_or_else(no_layers)?;
             let out = tape.cross_entropy(z, &y)?;
             be.flush()?;
             loss += be
@@ -420,5 +421,12 @@ impl Trainer {
             shape: w.dims().to_vec(),
             data: self.backend().read(w).await?,
         })
+    }
+}
+
+fn no_layers() -> Error {
+    Error::Config {
+        field: "layers",
+        problem: "the model has no layers".into(),
     }
 }

@@ -68,7 +68,7 @@ impl Playground {
     pub fn summary(&self) -> Result<String, JsValue> {
         let t = self.inner.try_borrow().map_err(|_| busy())?;
         let plan = t.spec().validate().map_err(js)?;
-        Ok(serde_json::json!({ "params": plan.params, "flops": plan.flops, "shapes": plan.shapes }).to_string())
+        Ok(serde_json::json!({ "params": plan.params, "flops": plan.flops, "layers": plan.layers }).to_string())
     }
 
     /// Trains `n` mini-batches; resolves to the Report as JSON plus `ms_per_step`.
@@ -134,4 +134,13 @@ pub fn validate_spec(spec_json: &str) -> String {
         Ok(_) => String::new(),
         Err(e) => e.to_string(),
     }
+}
+
+/// Validates a spec for the layer editor, reporting every problem at once:
+/// `{"ok": bool, "params", "flops", "activations", "layers": [{name, kind, inputs,
+/// in_shapes, out, params, flops}], "errors": [{"index": n | null, "message": "..."}]}`.
+/// `layers` holds the layers whose shapes could be inferred.
+#[wasm_bindgen]
+pub fn check_spec(spec_json: &str) -> String {
+    crate::spec::check_json(spec_json)
 }

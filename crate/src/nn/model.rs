@@ -1,12 +1,12 @@
-//! A model built from a validated spec: a chain of layers whose parameters live in a
+//! A model built from a validated spec: a DAG of layers whose parameters live in a
 //! `ParamStore`, initialised as PyTorch does by default.
 
 use super::{ParamKind, ParamStore};
 use crate::autograd::{Tape, Var};
 use crate::backend::{Activation, Backend, Conv2dParams, ConvTransposeParams, PoolParams, UpsampleMode};
 use crate::data::Rng;
-use crate::error::Result;
-use crate::spec::{LayerSpec, ModelSpec};
+use crate::error::{Error, Result};
+use crate::spec::{LayerSpec, ModelSpec, Source};
 use crate::tensor::Shape;
 
 pub enum Layer {
@@ -40,8 +40,16 @@ pub enum Layer {
     Flatten,
 }
 
+/// One layer of the graph and where it reads from (in the order of the spec, which is a
+/// topological order: every source comes earlier).
+pub struct Node {
+    pub name: String,
+    pub sources: Vec<Source>,
+    pub layer: Layer,
+}
+
 pub struct Model {
-    pub layers: Vec<Layer>,
+    pub nodes: Vec<Node>,
     /// (C, H, W) of one example.
     pub input: [usize; 3],
     pub classes: usize,
@@ -50,13 +58,16 @@ pub struct Model {
 impl Model {
     /// Builds the layers of a spec (validated first) and initialises their parameters on
     /// `backend`: weights and biases ~ U(-1/√fan_in, 1/√fan_in), PyTorch's default.
+    /// Parameters are named `{layer name}.weight` / `.bias`, the layer name being its index
+    /// unless the spec names it, as in PyTorch's state dict.
     pub fn build(spec: &ModelSpec, backend: &dyn Backend, rng: &mut Rng) -> Result<(Model, ParamStore)> {
         let plan = spec.validate()?;
         let mut store = ParamStore::default();
-        let mut layers = Vec::with_capacity(spec.layers.len());
-        for (i, (layer, shapes)) in spec.layers.iter().zip(&plan.shapes).enumerate() {
-            let input = &shapes.0;
-            let built = match *layer {
+        let mut nodes = Vec::with_capacity(spec.layers.len());
+        for (i, lp) in plan.layers.iter().enumerate() {
+            let input = &lp.in_shapes[0];
+            let name = &lp.name;
+            let built = match spec.layers[i].op {
                 LayerSpec::Conv2d {
                     out, kernel, stride, ..
                 } => {
@@ -64,10 +75,10 @@ impl Model {
                     let fan_in = c * kernel * kernel;
                     let w = init(backend, rng, &[out, c, kernel, kernel], fan_in)?;
                     let b = init(backend, rng, &[out], fan_in)?;
-                    let padding = layer.padding_px().unwrap_or(0);
+                    let padding = spec.layers[i].op.padding_px().unwrap_or(0);
                     Layer::Conv2d {
-                        w: store.add(format!("{i}.weight"), ParamKind::ConvWeight, w),
-                        b: store.add(format!("{i}.bias"), ParamKind::Bias, b),
+                        w: store.add(format!("{name}.weight"), ParamKind::ConvWeight, w),
+                        b: store.add(format!("{name}.bias"), ParamKind::Bias, b),
                         p: Conv2dParams { stride, padding },
                     }
                 }
@@ -84,8 +95,8 @@ impl Model {
                     let w = init(backend, rng, &[c, out, kernel, kernel], fan_in)?;
                     let b = init(backend, rng, &[out], fan_in)?;
                     Layer::ConvTranspose2d {
-                        w: store.add(format!("{i}.weight"), ParamKind::ConvWeight, w),
-                        b: store.add(format!("{i}.bias"), ParamKind::Bias, b),
+                        w: store.add(format!("{name}.weight"), ParamKind::ConvWeight, w),
+                        b: store.add(format!("{name}.bias"), ParamKind::Bias, b),
                         p: ConvTransposeParams {
                             stride,
                             padding,
@@ -98,30 +109,48 @@ impl Model {
                     let w = init(backend, rng, &[out, k], k)?;
                     let b = init(backend, rng, &[out], k)?;
                     Layer::Linear {
-                        w: store.add(format!("{i}.weight"), ParamKind::LinearWeight, w),
-                        b: store.add(format!("{i}.bias"), ParamKind::Bias, b),
+                        w: store.add(format!("{name}.weight"), ParamKind::LinearWeight, w),
+                        b: store.add(format!("{name}.bias"), ParamKind::Bias, b),
                     }
                 }
                 LayerSpec::Relu {} => Layer::Activation(Activation::Relu),
                 LayerSpec::LeakyRelu { slope } => Layer::Activation(Activation::LeakyRelu { slope }),
                 LayerSpec::Tanh {} => Layer::Activation(Activation::Tanh),
                 LayerSpec::Sigmoid {} => Layer::Activation(Activation::Sigmoid),
-                LayerSpec::MaxPool { size, stride } => Layer::MaxPool(PoolParams {
+                LayerSpec::MaxPool {
+                    size,
+                    stride,
+                    padding: 0,
+                } => Layer::MaxPool(PoolParams {
                     kernel: size,
                     stride: stride.unwrap_or(size),
                 }),
-                LayerSpec::AvgPool { size, stride } => Layer::AvgPool(PoolParams {
+                LayerSpec::AvgPool {
+                    size,
+                    stride,
+                    padding: 0,
+                } => Layer::AvgPool(PoolParams {
                     kernel: size,
                     stride: stride.unwrap_or(size),
                 }),
                 LayerSpec::Upsample { scale, mode } => Layer::Upsample { scale, mode },
                 LayerSpec::Flatten {} => Layer::Flatten,
+                ref other => {
+                    return Err(Error::Config {
+                        field: "layers",
+                        problem: format!("{} layers are not built yet", other.kind()),
+                    })
+                }
             };
-            layers.push(built);
+            nodes.push(Node {
+                name: name.clone(),
+                sources: lp.sources.clone(),
+                layer: built,
+            });
         }
         Ok((
             Model {
-                layers,
+                nodes,
                 input: spec.input,
                 classes: spec.classes,
             },
@@ -129,11 +158,20 @@ impl Model {
         ))
     }
 
-    /// x (N,C,H,W) -> logits (N, classes)
-    pub fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var> {
-        let mut h = x;
-        for layer in &self.layers {
-            h = match *layer {
+    /// x (N,C,H,W) -> every layer's output, in order; the last is the logits (N, classes).
+    pub fn forward(&self, tape: &mut Tape, x: Var) -> Result<Vec<Var>> {
+        let mut outs: Vec<Var> = Vec::with_capacity(self.nodes.len());
+        for node in &self.nodes {
+            let ins: Vec<Var> = node
+                .sources
+                .iter()
+                .map(|s| match s {
+                    Source::Input => x,
+                    Source::Layer(j) => outs[*j],
+                })
+                .collect();
+            let h = ins[0];
+            let y = match node.layer {
                 Layer::Conv2d { w, b, p } => {
                     let (w, b) = (tape.param(w), tape.param(b));
                     tape.conv2d(h, w, b, p)?
@@ -157,14 +195,15 @@ impl Model {
                     tape.reshape(h, Shape::new(&[n, rest]))?
                 }
             };
+            outs.push(y);
         }
-        Ok(h)
+        Ok(outs)
     }
 
     /// The first convolution's weight parameter, if any (the page draws its filters).
     pub fn first_conv_weight(&self) -> Option<usize> {
-        self.layers.iter().find_map(|l| match l {
-            Layer::Conv2d { w, .. } => Some(*w),
+        self.nodes.iter().find_map(|n| match n.layer {
+            Layer::Conv2d { w, .. } => Some(w),
             _ => None,
         })
     }
