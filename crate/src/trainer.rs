@@ -424,6 +424,100 @@ impl Trainer {
     }
 }
 
+/// Upper bound on the channels an activation probe returns per layer (the page shows a grid).
+pub const MAX_PROBE_CHANNELS: usize = 64;
+
+/// One layer's output for one example: (C,H,W) or (K), at most `MAX_PROBE_CHANNELS` channels.
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerActivation {
+    pub name: String,
+    pub kind: &'static str,
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// Every layer's output for one validation example (the page's activation maps).
+#[derive(Clone, Debug, Serialize)]
+pub struct Activations {
+    /// Position in the validation split.
+    pub example: usize,
+    pub label: u32,
+    /// The input image, H·W floats in [0, 1].
+    pub image: Vec<f32>,
+    pub layers: Vec<LayerActivation>,
+}
+
+impl Trainer {
+    /// Runs validation example `example` through the model and returns every layer's output.
+    pub async fn activations(&self, example: usize) -> Result<Activations> {
+        let val = &self.data.val;
+        let Some(&index) = val.get(example) else {
+            return Err(Error::Config {
+                field: "example",
+                problem: format!(
+                    "{example} is out of range: the validation split has {} examples",
+                    val.len()
+                ),
+            });
+        };
+        let be = self.device.backend();
+        let batch = self.data.batch(&[index]);
+        let x = be.upload(Shape::new(&[1, 1, self.data.rows, self.data.cols]), &batch.images)?;
+        let mut tape = Tape::new(be, &self.params);
+        let xv = tape.input(x);
+        let outs = self.model.forward(&mut tape, xv)?;
+        be.flush()?;
+        let mut layers = Vec::with_capacity(outs.len());
+        for (i, v) in outs.iter().enumerate() {
+            let t = tape.value(*v);
+            let mut shape = t.dims()[1..].to_vec();
+            let mut data = be.read(t).await?;
+            if shape.len() == 3 && shape[0] > MAX_PROBE_CHANNELS {
+                shape[0] = MAX_PROBE_CHANNELS;
+                data.truncate(shape.iter().product());
+            }
+            layers.push(LayerActivation {
+                name: self.model.nodes[i].name.clone(),
+                kind: self.spec.layers[i].op.kind(),
+                shape,
+                data,
+            });
+        }
+        Ok(Activations {
+            example,
+            label: batch.labels.first().copied().unwrap_or(0),
+            image: batch.images,
+            layers,
+        })
+    }
+
+    /// The kernels of the conv2d layer named `layer` (O, C, K, K); the first conv when empty.
+    pub async fn layer_filters(&self, layer: &str) -> Result<Filters> {
+        if layer.is_empty() {
+            return self.filters().await;
+        }
+        let Some(node) = self.model.nodes.iter().find(|n| n.name == layer) else {
+            let names: Vec<&str> = self.model.nodes.iter().map(|n| n.name.as_str()).collect();
+            return Err(Error::Config {
+                field: "layer",
+                problem: format!("no layer named {layer:?}; the model has {names:?}"),
+            });
+        };
+        let crate::nn::Layer::Conv2d { w, .. } = node.layer else {
+            return Err(Error::Config {
+                field: "layer",
+                problem: format!("layer {layer:?} is not a conv2d layer, so it has no filters to draw"),
+            });
+        };
+        let w = &self.params.params[w].value;
+        self.backend().flush()?;
+        Ok(Filters {
+            shape: w.dims().to_vec(),
+            data: self.backend().read(w).await?,
+        })
+    }
+}
+
 fn no_layers() -> Error {
     Error::Config {
         field: "layers",

@@ -64,11 +64,12 @@ impl Playground {
         Ok(serde_json::json!({ "backend": t.backend_name(), "reason": t.backend_reason() }).to_string())
     }
 
-    /// {"params": n, "flops": n, "shapes": [[in, out], ...]} of the current model.
+    /// {"params", "flops", "activations", "layers": [{name, kind, inputs, in_shapes, out,
+    /// params, flops}]} of the current model.
     pub fn summary(&self) -> Result<String, JsValue> {
         let t = self.inner.try_borrow().map_err(|_| busy())?;
         let plan = t.spec().validate().map_err(js)?;
-        Ok(serde_json::json!({ "params": plan.params, "flops": plan.flops, "layers": plan.layers }).to_string())
+        Ok(serde_json::json!({ "params": plan.params, "flops": plan.flops, "activations": plan.activations, "layers": plan.layers }).to_string())
     }
 
     /// Trains `n` mini-batches; resolves to the Report as JSON plus `ms_per_step`.
@@ -114,6 +115,26 @@ impl Playground {
         future_to_promise(async move {
             let t = inner.try_borrow().map_err(|_| busy())?;
             json(&t.filters().await.map_err(js)?)
+        })
+    }
+
+    /// Every layer's output for validation example `example`:
+    /// {"example", "label", "image": [...], "layers": [{"name", "kind", "shape", "data"}]}.
+    pub fn activations(&self, example: u32) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let t = inner.try_borrow().map_err(|_| busy())?;
+            json(&t.activations(example as usize).await.map_err(js)?)
+        })
+    }
+
+    /// The kernels of the conv2d layer with this name (the first conv when ""):
+    /// {"shape": [O,C,K,K], "data": [...]}.
+    pub fn layer_filters(&self, layer: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let t = inner.try_borrow().map_err(|_| busy())?;
+            json(&t.layer_filters(&layer).await.map_err(js)?)
         })
     }
 

@@ -162,3 +162,47 @@ fn gpu_training_matches_cpu_losses() {
         );
     }
 }
+
+#[test]
+fn activation_probe_returns_every_layer_output_for_one_example() {
+    let t = cpu_trainer(cfg(16, 0.01, OptimizerKind::Adam));
+    let a = pollster::block_on(t.activations(3)).unwrap();
+    let plan = t.spec().validate().unwrap();
+    assert_eq!(a.example, 3);
+    assert_eq!(a.image.len(), 28 * 28);
+    assert_eq!(a.layers.len(), plan.layers.len());
+    for (got, want) in a.layers.iter().zip(&plan.layers) {
+        assert_eq!(got.name, want.name);
+        assert_eq!(got.kind, want.kind);
+        assert_eq!(got.shape, want.out);
+        assert_eq!(got.data.len(), want.out.iter().product::<usize>());
+    }
+    // the first conv's map is the conv of the image: recompute one pixel by hand
+    let f = pollster::block_on(t.layer_filters("0")).unwrap();
+    let (k, pad) = (f.shape[2], 1); // TINY starts with a 3×3 conv, padding 1
+    let conv = &a.layers[0];
+    let (oh, ow) = (conv.shape[1], conv.shape[2]);
+    let (y, x) = (oh / 2, ow / 3);
+    let mut want = 0.0f32;
+    for i in 0..k {
+        for j in 0..k {
+            let (r, c) = ((y + i) as isize - pad as isize, (x + j) as isize - pad as isize);
+            if r >= 0 && c >= 0 && (r as usize) < 28 && (c as usize) < 28 {
+                want += f.data[i * k + j] * a.image[r as usize * 28 + c as usize];
+            }
+        }
+    }
+    let bias = t.params().params.iter().find(|p| p.name == "0.bias").unwrap();
+    want += bias.value.cpu().unwrap()[0];
+    assert!(
+        (conv.data[y * ow + x] - want).abs() < 1e-4,
+        "{} vs {want}",
+        conv.data[y * ow + x]
+    );
+    let e = pollster::block_on(t.activations(100_000)).unwrap_err().to_string();
+    assert!(e.contains("100000 is out of range"), "{e}");
+    let e = pollster::block_on(t.layer_filters("1")).unwrap_err().to_string();
+    assert!(e.contains("is not a conv2d layer"), "{e}");
+    let e = pollster::block_on(t.layer_filters("nope")).unwrap_err().to_string();
+    assert!(e.contains("no layer named \"nope\""), "{e}");
+}
