@@ -10,8 +10,8 @@ use crate::backend::{select, Backend, BackendChoice, Device};
 use crate::data::mnist::Sampler;
 use crate::data::{Mnist, Rng};
 use crate::error::{Error, Result};
-use crate::nn::{Model, Optimizer, OptimizerKind, ParamStore};
-use crate::spec::ModelSpec;
+use crate::nn::{Mode, Model, Optimizer, OptimizerKind, ParamStore};
+use crate::spec::{DropoutScaling, ModelSpec};
 use crate::tensor::Shape;
 
 /// Hyperparameters and run settings. Every field is optional in JSON; unknown fields are
@@ -26,6 +26,13 @@ pub struct TrainConfig {
     pub momentum: f32,
     pub seed: u64,
     pub backend: BackendChoice,
+    /// What the training forward uses: `train` (dropout masks, batch-norm batch statistics)
+    /// or `eval` (no dropout, running statistics) — the course's train/eval switch.
+    pub train_mode: Mode,
+    /// Overrides every dropout layer's p while set (the page's slider); None keeps the spec's.
+    pub dropout_p: Option<f32>,
+    /// Overrides every dropout layer's scaling while set.
+    pub dropout_scaling: Option<DropoutScaling>,
 }
 
 impl Default for TrainConfig {
@@ -37,6 +44,9 @@ impl Default for TrainConfig {
             momentum: 0.9,
             seed: 1,
             backend: BackendChoice::Auto,
+            train_mode: Mode::Train,
+            dropout_p: None,
+            dropout_scaling: None,
         }
     }
 }
@@ -93,6 +103,14 @@ impl TrainConfig {
                 field: "momentum",
                 problem: format!("must be in [0, 1), got {}", self.momentum),
             });
+        }
+        if let Some(p) = self.dropout_p {
+            if !(p.is_finite() && (0.0..1.0).contains(&p)) {
+                return Err(Error::Config {
+                    field: "dropout_p",
+                    problem: format!("must be in [0, 1) or null, got {p}"),
+                });
+            }
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 pub mod model;
 pub mod optim;
 
-pub use model::{Layer, Model};
+pub use model::{Layer, Mode, Model};
 pub use optim::{Optimizer, OptimizerKind};
 
 use crate::tensor::Tensor;

@@ -1,6 +1,8 @@
 //! A model built from a validated spec: a DAG of layers whose parameters live in a
 //! `ParamStore`, initialised as PyTorch does by default.
 
+use serde::{Deserialize, Serialize};
+
 use super::{ParamKind, ParamStore};
 use crate::autograd::{Tape, Var};
 use crate::backend::{Activation, Backend, Conv2dParams, ConvTransposeParams, PoolParams, UpsampleMode};
@@ -38,6 +40,17 @@ pub enum Layer {
     },
     /// (N,C,H,W) -> (N, C·H·W)
     Flatten,
+}
+
+/// How a forward pass treats dropout and batch norm (PyTorch's `model.train()` / `model.eval()`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Dropout masks units; batch norm uses (and updates) batch statistics.
+    #[default]
+    Train,
+    /// No masks (classic dropout scales by 1-p); batch norm uses its running statistics.
+    Eval,
 }
 
 /// One layer of the graph and where it reads from (in the order of the spec, which is a

@@ -110,6 +110,7 @@ pub fn run() -> i32 {
                     Choice::Cpu => BackendChoice::Cpu,
                     Choice::Gpu => BackendChoice::Webgpu,
                 },
+                ..TrainConfig::default()
             };
             pollster::block_on(train(
                 &spec,
