@@ -51,6 +51,17 @@ enum Op {
         scale: usize,
         mode: UpsampleMode,
     },
+    /// Batch normalization; mean and invstd (C) are the statistics the forward normalized
+    /// with: the batch's own in training mode (the gradient flows through them), copies of
+    /// the running ones in eval mode (held constant).
+    BatchNorm {
+        x: Var,
+        gamma: Var,
+        beta: Var,
+        mean: Tensor,
+        invstd: Tensor,
+        training: bool,
+    },
     Reshape {
         x: Var,
     },
@@ -72,6 +83,15 @@ struct Node {
 pub struct LossOut {
     pub loss: Var,
     pub correct: Tensor,
+}
+
+/// What training-mode batch normalization hands its caller: the output on the tape and
+/// the batch statistics, mean and biased variance (each (C)), for
+/// `Backend::batch_norm_update_running` once the tape is done with the parameter store.
+pub struct BatchNormTrain {
+    pub y: Var,
+    pub mean: Tensor,
+    pub var: Tensor,
 }
 
 pub struct Tape<'a> {
@@ -173,6 +193,59 @@ impl<'a> Tape<'a> {
         let y = self.backend.upsample2d(self.value(x), scale, mode)?;
         let rg = self.needs(x);
         Ok(self.push(Op::Upsample { x, scale, mode }, Some(y), rg))
+    }
+
+    // x (N,C,H,W) or (N,C), gamma (C), beta (C) -> y (like x), normalized with the batch's
+    // statistics. The tape keeps the batch mean and invstd for backward; the caller gets a
+    // copy of the mean and the biased variance to update the running statistics with.
+    pub fn batch_norm_train(&mut self, x: Var, gamma: Var, beta: Var, eps: f32) -> Result<BatchNormTrain> {
+        let out = self
+            .backend
+            .batch_norm_train(self.value(x), self.value(gamma), self.value(beta), eps)?;
+        let mut mean = self.backend.zeros(out.mean.shape.clone())?;
+        self.backend.add_assign(&mut mean, &out.mean)?;
+        let rg = self.needs(x) || self.needs(gamma) || self.needs(beta);
+        let op = Op::BatchNorm {
+            x,
+            gamma,
+            beta,
+            mean: out.mean,
+            invstd: out.invstd,
+            training: true,
+        };
+        let y = self.push(op, Some(out.y), rg);
+        Ok(BatchNormTrain { y, mean, var: out.var })
+    }
+
+    // x (N,C,H,W) or (N,C), gamma (C), beta (C) -> y (like x), normalized with the running
+    // statistics (C), which are not tape values and get no gradient
+    pub fn batch_norm_eval(
+        &mut self,
+        x: Var,
+        gamma: Var,
+        beta: Var,
+        running_mean: &Tensor,
+        running_var: &Tensor,
+        eps: f32,
+    ) -> Result<Var> {
+        let out = self.backend.batch_norm_eval(
+            self.value(x),
+            self.value(gamma),
+            self.value(beta),
+            running_mean,
+            running_var,
+            eps,
+        )?;
+        let rg = self.needs(x) || self.needs(gamma) || self.needs(beta);
+        let op = Op::BatchNorm {
+            x,
+            gamma,
+            beta,
+            mean: out.mean,
+            invstd: out.invstd,
+            training: false,
+        };
+        Ok(self.push(op, Some(out.y), rg))
     }
 
     /// Same elements, new shape (flatten). The elements are copied (zeros + x, on the
@@ -299,6 +372,25 @@ impl<'a> Tape<'a> {
                     let Some(dy) = g else { continue };
                     let dx = be.upsample2d_backward(&dy, &self.value(x).shape, scale, mode)?;
                     self.accumulate(&mut grads, x, dx)?;
+                }
+                Op::BatchNorm {
+                    x,
+                    gamma,
+                    beta,
+                    mean,
+                    invstd,
+                    training,
+                } => {
+                    let Some(dy) = g else { continue };
+                    let (xv, gv) = (self.value(x), self.value(gamma));
+                    let (dx, dgamma, dbeta) = if training {
+                        be.batch_norm_train_backward(&dy, xv, gv, &mean, &invstd)?
+                    } else {
+                        be.batch_norm_eval_backward(&dy, xv, gv, &mean, &invstd)?
+                    };
+                    self.accumulate(&mut grads, x, dx)?;
+                    self.accumulate(&mut grads, gamma, dgamma)?;
+                    self.accumulate(&mut grads, beta, dbeta)?;
                 }
                 Op::Reshape { x } => {
                     let Some(dy) = g else { continue };

@@ -327,6 +327,46 @@ fn upsample_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> C
     chk.tensor(b, n, "dx", &dx, &fref(case, "dx"))
 }
 
+fn batch_norm_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> CaseResult {
+    let (eps, momentum) = (float(case, "eps"), float(case, "momentum"));
+    let x = fref(case, "x");
+    let (rm, rv) = (fref(case, "running_mean"), fref(case, "running_var"));
+    let (xt, gamma, beta, dy) = (
+        up(b, &x)?,
+        up(b, &fref(case, "gamma"))?,
+        up(b, &fref(case, "beta"))?,
+        up(b, &fref(case, "dy"))?,
+    );
+    let (mut rmt, mut rvt) = (up(b, &rm)?, up(b, &rv)?);
+    match case["mode"].as_str() {
+        Some("train") => {
+            let out = b.batch_norm_train(&xt, &gamma, &beta, eps)?;
+            chk.tensor(b, n, "y", &out.y, &fref(case, "y"))?;
+            chk.tensor(b, n, "mean", &out.mean, &fref(case, "mean"))?;
+            chk.tensor(b, n, "var", &out.var, &fref(case, "var"))?;
+            let (dx, dgamma, dbeta) = b.batch_norm_train_backward(&dy, &xt, &gamma, &out.mean, &out.invstd)?;
+            chk.tensor(b, n, "dx", &dx, &fref(case, "dx"))?;
+            chk.tensor(b, n, "dgamma", &dgamma, &fref(case, "dgamma"))?;
+            chk.tensor(b, n, "dbeta", &dbeta, &fref(case, "dbeta"))?;
+            let count = x.data.len() / x.shape[1]; // N·H·W
+            b.batch_norm_update_running(&mut rmt, &mut rvt, &out.mean, &out.var, count, momentum)?;
+            chk.tensor(b, n, "running_mean after", &rmt, &fref(case, "running_mean_after"))?;
+            chk.tensor(b, n, "running_var after", &rvt, &fref(case, "running_var_after"))
+        }
+        Some("eval") => {
+            let out = b.batch_norm_eval(&xt, &gamma, &beta, &rmt, &rvt, eps)?;
+            chk.tensor(b, n, "y", &out.y, &fref(case, "y"))?;
+            chk.tensor(b, n, "mean (the running mean)", &out.mean, &rm)?;
+            chk.tensor(b, n, "var (the running var)", &out.var, &rv)?;
+            let (dx, dgamma, dbeta) = b.batch_norm_eval_backward(&dy, &xt, &gamma, &out.mean, &out.invstd)?;
+            chk.tensor(b, n, "dx", &dx, &fref(case, "dx"))?;
+            chk.tensor(b, n, "dgamma", &dgamma, &fref(case, "dgamma"))?;
+            chk.tensor(b, n, "dbeta", &dbeta, &fref(case, "dbeta"))
+        }
+        other => panic!("case {n}: unknown batch norm mode {other:?}"),
+    }
+}
+
 fn pool_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> CaseResult {
     let p = PoolParams {
         kernel: int(case, "kernel"),
@@ -457,6 +497,61 @@ fn conv_transpose2d_matches_pytorch() {
 #[test]
 fn upsample_matches_pytorch() {
     check_all("upsample2d", "upsample.json", upsample_case);
+}
+
+#[test]
+fn batch_norm_matches_pytorch() {
+    check_all("batch_norm", "batch_norm.json", batch_norm_case);
+}
+
+/// What PyTorch rejects, every backend rejects with a shape error naming the op: gamma of
+/// the wrong length, x of rank 3, and training on a single value per channel.
+#[test]
+fn batch_norm_rejects_bad_shapes() {
+    for b in backends() {
+        let b = b.as_ref();
+        let t = |dims: &[usize]| b.upload(Shape::new(dims), &vec![0.5; dims.iter().product()]).unwrap();
+        let (x, gamma3, gamma4, beta) = (t(&[2, 3, 2, 2]), t(&[3]), t(&[4]), t(&[3]));
+        let err = b
+            .batch_norm_train(&x, &gamma4, &beta, 1e-5)
+            .err()
+            .expect("gamma (4) for 3 channels");
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("batch_norm_train:") && msg.contains("[2, 3, 2, 2], [4], [3]"),
+            "{}: {msg}",
+            b.name()
+        );
+        let err = b
+            .batch_norm_eval(&t(&[2, 3, 4]), &gamma3, &beta, &gamma3, &beta, 1e-5)
+            .err()
+            .expect("rank 3 x");
+        assert!(
+            err.to_string()
+                .starts_with("batch_norm_eval: expected x (N,C,H,W) or (N,C)"),
+            "{}: {err}",
+            b.name()
+        );
+        let err = b
+            .batch_norm_train(&t(&[1, 3]), &gamma3, &beta, 1e-5)
+            .err()
+            .expect("one value per channel");
+        assert!(
+            err.to_string().contains("more than one value per channel"),
+            "{}: {err}",
+            b.name()
+        );
+        let dy = t(&[2, 3, 2, 1]);
+        let err = b
+            .batch_norm_train_backward(&dy, &x, &gamma3, &gamma3, &beta)
+            .err()
+            .expect("dy of another shape");
+        assert!(
+            err.to_string().starts_with("batch_norm_train_backward:"),
+            "{}: {err}",
+            b.name()
+        );
+    }
 }
 
 #[test]

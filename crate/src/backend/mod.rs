@@ -147,6 +147,17 @@ pub struct CrossEntropy {
     pub correct: Tensor,
 }
 
+/// What a batch normalization forward returns: the output y (same shape as x) and the
+/// per-channel statistics it normalized with, each (C): `mean`, the biased variance `var`
+/// (divided by n = N·H·W) and `invstd` = 1/sqrt(var + eps). In training mode they are the
+/// batch's own; in eval mode copies of the running statistics.
+pub struct BatchNormOut {
+    pub y: Tensor,
+    pub mean: Tensor,
+    pub var: Tensor,
+    pub invstd: Tensor,
+}
+
 /// A boxed future, so that `read` stays callable through `&dyn Backend`.
 pub type ReadFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<f32>>> + 'a>>;
 
@@ -218,6 +229,59 @@ pub trait Backend {
     fn upsample2d(&self, x: &Tensor, scale: usize, mode: UpsampleMode) -> Result<Tensor>;
     /// dy (N,C,H·s,W·s) -> dx (N,C,H,W): each dy shared among the inputs it was read from
     fn upsample2d_backward(&self, dy: &Tensor, x_shape: &Shape, scale: usize, mode: UpsampleMode) -> Result<Tensor>;
+
+    // ---- batch normalization (PyTorch's BatchNorm2d on (N,C,H,W), BatchNorm1d on (N,C)) -------
+    // Statistics run over n = N·H·W values per channel ((N,C) counts as H = W = 1);
+    // xhat = (x - mean)·invstd, y = gamma·xhat + beta, gamma and beta (C).
+    /// x (N,C,H,W) or (N,C), gamma (C), beta (C) -> y (like x) normalized with the batch's
+    /// mean and biased variance (training mode), and those statistics. Needs n ≥ 2.
+    fn batch_norm_train(&self, x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<BatchNormOut>;
+    /// dy (like x), x, gamma (C), mean (C), invstd (C) -> (dx (like x), dgamma (C), dbeta (C)),
+    /// through the batch statistics: dbeta = Σ dy, dgamma = Σ dy·xhat,
+    /// dx = gamma·invstd·(dy - dbeta/n - xhat·dgamma/n)
+    fn batch_norm_train_backward(
+        &self,
+        dy: &Tensor,
+        x: &Tensor,
+        gamma: &Tensor,
+        mean: &Tensor,
+        invstd: &Tensor,
+    ) -> Result<(Tensor, Tensor, Tensor)>;
+    /// x (N,C,H,W) or (N,C), gamma, beta, running_mean, running_var (C) -> y (like x)
+    /// normalized with the running statistics (eval mode); mean and var are copies of them
+    fn batch_norm_eval(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        running_mean: &Tensor,
+        running_var: &Tensor,
+        eps: f32,
+    ) -> Result<BatchNormOut>;
+    /// dy (like x), x, gamma (C), mean (C), invstd (C) of the eval forward -> (dx (like x),
+    /// dgamma (C), dbeta (C)), the statistics held constant: dx = dy·gamma·invstd,
+    /// dgamma = Σ dy·xhat, dbeta = Σ dy
+    fn batch_norm_eval_backward(
+        &self,
+        dy: &Tensor,
+        x: &Tensor,
+        gamma: &Tensor,
+        mean: &Tensor,
+        invstd: &Tensor,
+    ) -> Result<(Tensor, Tensor, Tensor)>;
+    /// running_mean, running_var, mean, var (all (C)), `count` = n ≥ 2 values per channel
+    /// behind the batch statistics -> the running statistics updated in place:
+    /// running = (1 - momentum)·running + momentum·batch, with the variance made unbiased
+    /// first (var·n/(n-1)), as PyTorch does
+    fn batch_norm_update_running(
+        &self,
+        running_mean: &mut Tensor,
+        running_var: &mut Tensor,
+        mean: &Tensor,
+        var: &Tensor,
+        count: usize,
+        momentum: f32,
+    ) -> Result<()>;
 
     // ---- loss --------------------------------------------------------------------------
     /// logits (N,K), labels (N) -> mean cross-entropy of softmax(logits), its gradient and

@@ -14,6 +14,10 @@ pub enum ParamKind {
     ConvWeight,
     LinearWeight,
     Bias,
+    /// Batch normalization's scale gamma (PyTorch's `weight`), one per channel, init 1.
+    BnWeight,
+    /// Batch normalization's shift beta (PyTorch's `bias`), one per channel, init 0.
+    BnBias,
 }
 
 /// A persistent leaf: named as PyTorch would name it in an `nn.Sequential`
@@ -24,9 +28,18 @@ pub struct Param {
     pub value: Tensor,
 }
 
+/// Persistent state that is not trained by gradients: batch normalization's running
+/// statistics, named as PyTorch names them (`"1.running_mean"`, `"1.running_var"`).
+pub struct Buffer {
+    pub name: String,
+    pub value: Tensor,
+}
+
 #[derive(Default)]
 pub struct ParamStore {
     pub params: Vec<Param>,
+    /// Non-trainable buffers; no gradient or optimizer state belongs to them.
+    pub buffers: Vec<Buffer>,
 }
 
 impl ParamStore {
@@ -35,7 +48,12 @@ impl ParamStore {
         self.params.len() - 1
     }
 
-    /// Total number of scalar parameters.
+    pub fn add_buffer(&mut self, name: String, value: Tensor) -> usize {
+        self.buffers.push(Buffer { name, value });
+        self.buffers.len() - 1
+    }
+
+    /// Total number of scalar parameters (buffers excluded, as in PyTorch's `parameters()`).
     pub fn count(&self) -> usize {
         self.params.iter().map(|p| p.value.numel()).sum()
     }

@@ -10,8 +10,8 @@ pub mod reference;
 use std::future::ready;
 
 use super::{
-    out_len, transposed_out_len, upsample_source, Activation, AdamHyper, Backend, Conv2dParams, ConvTransposeParams,
-    CrossEntropy, PoolParams, ReadFuture, SgdHyper, UpsampleMode,
+    out_len, transposed_out_len, upsample_source, Activation, AdamHyper, Backend, BatchNormOut, Conv2dParams,
+    ConvTransposeParams, CrossEntropy, PoolParams, ReadFuture, SgdHyper, UpsampleMode,
 };
 use crate::error::{shape_err, Error, Result};
 use crate::tensor::{Data, Indices, Shape, Tensor};
@@ -155,6 +155,130 @@ pub fn upsample_geometry(op: &'static str, x: &Shape, scale: usize) -> Result<[u
         ));
     }
     Ok([n, c, h, w, h * scale, w * scale])
+}
+
+/// Checks x (N,C,H,W) or (N,C) against per-channel tensors (gamma, beta, statistics), each
+/// of which must be (C); returns (n, c, hw): N images, C channels, H·W values per channel
+/// and image (1 for (N,C)).
+pub fn batch_norm_geometry(op: &'static str, x: &Shape, per_channel: &[&Shape]) -> Result<[usize; 3]> {
+    let (n, c, hw) = match *x.dims() {
+        [n, c] => (n, c, 1),
+        [n, c, h, w] => (n, c, h * w),
+        ref d => return Err(shape_err(op, "expected x (N,C,H,W) or (N,C)", &[d])),
+    };
+    if per_channel.iter().any(|s| s.dims() != [c]) {
+        let shapes: Vec<&[usize]> = std::iter::once(x.dims())
+            .chain(per_channel.iter().map(|s| s.dims()))
+            .collect();
+        return Err(shape_err(
+            op,
+            format!("gamma, beta and the statistics must each hold one value per channel ({c})"),
+            &shapes,
+        ));
+    }
+    Ok([n, c, hw])
+}
+
+/// `batch_norm_geometry` for training mode, which also needs n = N·H·W ≥ 2 values per
+/// channel (PyTorch: "Expected more than 1 value per channel when training").
+pub fn batch_norm_train_geometry(op: &'static str, x: &Shape, per_channel: &[&Shape]) -> Result<[usize; 3]> {
+    let g = batch_norm_geometry(op, x, per_channel)?;
+    if g[0] * g[2] < 2 {
+        return Err(shape_err(
+            op,
+            "training needs more than one value per channel (N·H·W ≥ 2)",
+            &[x.dims()],
+        ));
+    }
+    Ok(g)
+}
+
+/// Checks the running update's per-channel tensors, which must all be (C), and its
+/// count (≥ 2, for the unbiased variance n/(n-1)); returns C.
+pub fn batch_norm_running_geometry(op: &'static str, stats: &[&Shape], count: usize) -> Result<usize> {
+    let shapes: Vec<&[usize]> = stats.iter().map(|s| s.dims()).collect();
+    let c = match shapes.first() {
+        Some(&&[c]) if shapes.iter().all(|s| *s == [c]) => c,
+        _ => {
+            return Err(shape_err(
+                op,
+                "running mean, running var, batch mean and batch var must all be (C)",
+                &shapes,
+            ))
+        }
+    };
+    if count < 2 {
+        return Err(shape_err(
+            op,
+            format!("the batch statistics need a count of at least 2 values per channel, got {count}"),
+            &shapes,
+        ));
+    }
+    Ok(c)
+}
+
+/// y = gamma·(x - mean)·invstd + beta, each value with its channel's statistics.
+fn batch_norm_normalize(
+    xs: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    invstd: &[f32],
+    g: [usize; 3],
+) -> Vec<f32> {
+    let [_, c, hw] = g;
+    let mut y = vec![0.0; xs.len()];
+    for (i, (y, &x)) in y.iter_mut().zip(xs).enumerate() {
+        let ch = i / hw % c;
+        *y = gamma[ch] * (x - mean[ch]) * invstd[ch] + beta[ch];
+    }
+    y
+}
+
+/// The batch norm gradient, shared by both modes. Per channel (f64 sums):
+/// dbeta = Σ dy, dgamma = Σ dy·xhat with xhat = (x - mean)·invstd; then
+/// dx = gamma·invstd·dy in eval mode (constant statistics), and in training mode, where
+/// mean and invstd depend on x: dx = gamma·invstd·(dy - dbeta/n - xhat·dgamma/n).
+fn batch_norm_gradients(
+    op: &'static str,
+    dy: &Tensor,
+    x: &Tensor,
+    gamma: &Tensor,
+    mean: &Tensor,
+    invstd: &Tensor,
+    through_batch_stats: bool,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let g = batch_norm_geometry(op, &x.shape, &[&gamma.shape, &mean.shape, &invstd.shape])?;
+    if dy.shape != x.shape {
+        return Err(shape_err(op, "dy must have the shape of x", &[dy.dims(), x.dims()]));
+    }
+    let [n, c, hw] = g;
+    let (dys, xs, gs) = (host(op, dy)?, host(op, x)?, host(op, gamma)?);
+    let (ms, is) = (host(op, mean)?, host(op, invstd)?);
+    let mut dbeta = vec![0.0f64; c];
+    let mut dgamma = vec![0.0f64; c];
+    for (i, (&d, &x)) in dys.iter().zip(xs).enumerate() {
+        let ch = i / hw % c;
+        dbeta[ch] += d as f64;
+        dgamma[ch] += d as f64 * ((x - ms[ch]) * is[ch]) as f64;
+    }
+    let count = (n * hw) as f64;
+    let mut dx = vec![0.0; dys.len()];
+    for (i, (dx, (&d, &x))) in dx.iter_mut().zip(dys.iter().zip(xs)).enumerate() {
+        let ch = i / hw % c;
+        let mut d = d as f64;
+        if through_batch_stats {
+            let xhat = ((x - ms[ch]) * is[ch]) as f64;
+            d -= (dbeta[ch] + xhat * dgamma[ch]) / count;
+        }
+        *dx = (gs[ch] as f64 * is[ch] as f64 * d) as f32;
+    }
+    let to_f32 = |v: Vec<f64>| v.into_iter().map(|s| s as f32).collect::<Vec<f32>>();
+    Ok((
+        tensor(x.dims(), dx),
+        tensor(&[c], to_f32(dgamma)),
+        tensor(&[c], to_f32(dbeta)),
+    ))
 }
 
 /// The output columns `xo` whose input column `xo·s + kw - pad` falls inside 0..w.
@@ -699,6 +823,114 @@ impl Backend for CpuBackend {
             }
         }
         Ok(tensor(x_shape.dims(), dx))
+    }
+
+    // x (N,C,H,W) or (N,C) -> per channel over its n = N·H·W values (two passes, f64 sums):
+    // mean = Σ x / n, var = Σ (x - mean)² / n, invstd = 1/sqrt(var + eps);
+    // y = gamma·(x - mean)·invstd + beta
+    fn batch_norm_train(&self, x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<BatchNormOut> {
+        let op = "batch_norm_train";
+        let g = batch_norm_train_geometry(op, &x.shape, &[&gamma.shape, &beta.shape])?;
+        let [n, c, hw] = g;
+        let count = (n * hw) as f64;
+        let xs = host(op, x)?;
+        let mut sum = vec![0.0f64; c];
+        for (i, &x) in xs.iter().enumerate() {
+            sum[i / hw % c] += x as f64;
+        }
+        let mean: Vec<f64> = sum.iter().map(|s| s / count).collect();
+        let mut squares = vec![0.0f64; c];
+        for (i, &x) in xs.iter().enumerate() {
+            let ch = i / hw % c;
+            squares[ch] += (x as f64 - mean[ch]).powi(2);
+        }
+        let var: Vec<f64> = squares.iter().map(|s| s / count).collect();
+        let invstd: Vec<f32> = var.iter().map(|v| (1.0 / (v + eps as f64).sqrt()) as f32).collect();
+        let mean: Vec<f32> = mean.into_iter().map(|m| m as f32).collect();
+        let var: Vec<f32> = var.into_iter().map(|v| v as f32).collect();
+        let y = batch_norm_normalize(xs, host(op, gamma)?, host(op, beta)?, &mean, &invstd, g);
+        Ok(BatchNormOut {
+            y: tensor(x.dims(), y),
+            mean: tensor(&[c], mean),
+            var: tensor(&[c], var),
+            invstd: tensor(&[c], invstd),
+        })
+    }
+
+    // dy, x (N,C,H,W) or (N,C), gamma, mean, invstd (C) -> dx, dgamma, dbeta, through the
+    // batch statistics (see `batch_norm_gradients`)
+    fn batch_norm_train_backward(
+        &self,
+        dy: &Tensor,
+        x: &Tensor,
+        gamma: &Tensor,
+        mean: &Tensor,
+        invstd: &Tensor,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        batch_norm_gradients("batch_norm_train_backward", dy, x, gamma, mean, invstd, true)
+    }
+
+    // x (N,C,H,W) or (N,C) -> y = gamma·(x - running_mean)·invstd + beta,
+    // invstd = 1/sqrt(running_var + eps)
+    fn batch_norm_eval(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        running_mean: &Tensor,
+        running_var: &Tensor,
+        eps: f32,
+    ) -> Result<BatchNormOut> {
+        let op = "batch_norm_eval";
+        let per_channel = [&gamma.shape, &beta.shape, &running_mean.shape, &running_var.shape];
+        let g = batch_norm_geometry(op, &x.shape, &per_channel)?;
+        let (mean, var) = (host(op, running_mean)?.to_vec(), host(op, running_var)?.to_vec());
+        let invstd: Vec<f32> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+        let y = batch_norm_normalize(host(op, x)?, host(op, gamma)?, host(op, beta)?, &mean, &invstd, g);
+        Ok(BatchNormOut {
+            y: tensor(x.dims(), y),
+            mean: tensor(&[g[1]], mean),
+            var: tensor(&[g[1]], var),
+            invstd: tensor(&[g[1]], invstd),
+        })
+    }
+
+    // dy, x (N,C,H,W) or (N,C), gamma, mean, invstd (C) -> dx = dy·gamma·invstd,
+    // dgamma = Σ dy·xhat, dbeta = Σ dy (see `batch_norm_gradients`)
+    fn batch_norm_eval_backward(
+        &self,
+        dy: &Tensor,
+        x: &Tensor,
+        gamma: &Tensor,
+        mean: &Tensor,
+        invstd: &Tensor,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        batch_norm_gradients("batch_norm_eval_backward", dy, x, gamma, mean, invstd, false)
+    }
+
+    // running_mean = (1 - m)·running_mean + m·mean;
+    // running_var = (1 - m)·running_var + m·var·n/(n-1)
+    fn batch_norm_update_running(
+        &self,
+        running_mean: &mut Tensor,
+        running_var: &mut Tensor,
+        mean: &Tensor,
+        var: &Tensor,
+        count: usize,
+        momentum: f32,
+    ) -> Result<()> {
+        let op = "batch_norm_update_running";
+        let stats = [&running_mean.shape, &running_var.shape, &mean.shape, &var.shape];
+        batch_norm_running_geometry(op, &stats, count)?;
+        let unbiased = (count as f64 / (count - 1) as f64) as f32;
+        let (ms, vs) = (host(op, mean)?, host(op, var)?);
+        for (r, &m) in host_mut(op, running_mean)?.iter_mut().zip(ms) {
+            *r = (1.0 - momentum) * *r + momentum * m;
+        }
+        for (r, &v) in host_mut(op, running_var)?.iter_mut().zip(vs) {
+            *r = (1.0 - momentum) * *r + momentum * v * unbiased;
+        }
+        Ok(())
     }
 
     // logits (N,K), labels (N) -> loss = mean_n [logsumexp(z_n) - z_n[y_n]],

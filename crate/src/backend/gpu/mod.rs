@@ -11,8 +11,9 @@
 //!
 //! Files: `context` gets a device, `pipelines` caches pipelines and layouts, `buffers` is
 //! the pool, `recorder` the encoder and arena; `conv`, `linear`, `pool`, `elementwise`,
-//! `loss`, `optim` and `upsample` encode the ops of one shader family each.
+//! `loss`, `optim`, `upsample` and `batchnorm` encode the ops of one shader family each.
 
+mod batchnorm;
 mod buffers;
 mod context;
 mod conv;
@@ -32,8 +33,8 @@ use std::rc::Rc;
 use bytemuck::Pod;
 
 use super::{
-    Activation, AdamHyper, Backend, Conv2dParams, ConvTransposeParams, CrossEntropy, PoolParams, ReadFuture, SgdHyper,
-    UpsampleMode,
+    Activation, AdamHyper, Backend, BatchNormOut, Conv2dParams, ConvTransposeParams, CrossEntropy, PoolParams,
+    ReadFuture, SgdHyper, UpsampleMode,
 };
 use crate::error::{shape_err, Error, Result};
 use crate::tensor::{Data, Indices, Shape, Tensor};
@@ -97,6 +98,7 @@ impl GpuBackend {
             loss::KERNELS,
             optim::KERNELS,
             upsample::KERNELS,
+            batchnorm::KERNELS,
         ];
         for kernel in families.into_iter().flatten() {
             self.rec.prepare(kernel);
@@ -379,6 +381,58 @@ impl Backend for GpuBackend {
 
     fn upsample2d_backward(&self, dy: &Tensor, x_shape: &Shape, scale: usize, mode: UpsampleMode) -> Result<Tensor> {
         upsample::backward(self, dy, x_shape, scale, mode)
+    }
+
+    // ---- batch normalization -------------------------------------------------------------
+
+    fn batch_norm_train(&self, x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<BatchNormOut> {
+        batchnorm::train(self, x, gamma, beta, eps)
+    }
+
+    fn batch_norm_train_backward(
+        &self,
+        dy: &Tensor,
+        x: &Tensor,
+        gamma: &Tensor,
+        mean: &Tensor,
+        invstd: &Tensor,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        batchnorm::backward(self, dy, x, gamma, mean, invstd, true)
+    }
+
+    fn batch_norm_eval(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        running_mean: &Tensor,
+        running_var: &Tensor,
+        eps: f32,
+    ) -> Result<BatchNormOut> {
+        batchnorm::eval(self, x, gamma, beta, running_mean, running_var, eps)
+    }
+
+    fn batch_norm_eval_backward(
+        &self,
+        dy: &Tensor,
+        x: &Tensor,
+        gamma: &Tensor,
+        mean: &Tensor,
+        invstd: &Tensor,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        batchnorm::backward(self, dy, x, gamma, mean, invstd, false)
+    }
+
+    fn batch_norm_update_running(
+        &self,
+        running_mean: &mut Tensor,
+        running_var: &mut Tensor,
+        mean: &Tensor,
+        var: &Tensor,
+        count: usize,
+        momentum: f32,
+    ) -> Result<()> {
+        batchnorm::update_running(self, running_mean, running_var, mean, var, count, momentum)
     }
 
     // ---- loss --------------------------------------------------------------------------

@@ -1,0 +1,279 @@
+//! Batch normalization (shaders/batchnorm.wgsl) on (N,C,H,W) or (N,C). Statistics and
+//! gradient sums are per-channel reductions, one workgroup per channel; normalizing and
+//! the input gradient are element-wise passes. Nothing is read back: the statistics stay
+//! in GPU tensors for the backward pass and the running update.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::pipelines::{Access, Kernel, Shader};
+use super::GpuBackend;
+use crate::backend::cpu::{batch_norm_geometry, batch_norm_running_geometry, batch_norm_train_geometry};
+use crate::backend::BatchNormOut;
+use crate::error::{shape_err, Result};
+use crate::tensor::Tensor;
+
+use Access::{Read, ReadWrite};
+
+/// Threads of a reduction workgroup (`@workgroup_size(256)`), one workgroup per channel.
+const REDUCE_THREADS: usize = 256;
+
+// Bindings: 1 x, 2 dy, 3 gamma, 4 beta, 5 mean, 6 variance, 7 invstd, 8 out (y or dx),
+// 9 mean_out, 10 var_out, 11 invstd_out, 12 dgamma, 13 dbeta, 14 sum_dy_xhat (dgamma read),
+// 15 sum_dy (dbeta read), 16 running_mean, 17 running_var.
+const BATCH_STATS: Kernel = Kernel {
+    shader: Shader::BatchNorm,
+    entry: "batchnorm_batch_stats",
+    storage: &[(1, Read), (9, ReadWrite), (10, ReadWrite), (11, ReadWrite)],
+};
+const RUNNING_STATS: Kernel = Kernel {
+    shader: Shader::BatchNorm,
+    entry: "batchnorm_running_stats",
+    storage: &[(5, Read), (6, Read), (9, ReadWrite), (10, ReadWrite), (11, ReadWrite)],
+};
+const NORMALIZE: Kernel = Kernel {
+    shader: Shader::BatchNorm,
+    entry: "batchnorm_normalize",
+    storage: &[(1, Read), (3, Read), (4, Read), (5, Read), (7, Read), (8, ReadWrite)],
+};
+const BACKWARD_REDUCE: Kernel = Kernel {
+    shader: Shader::BatchNorm,
+    entry: "batchnorm_backward_reduce",
+    storage: &[
+        (1, Read),
+        (2, Read),
+        (5, Read),
+        (7, Read),
+        (12, ReadWrite),
+        (13, ReadWrite),
+    ],
+};
+const BACKWARD_INPUT: Kernel = Kernel {
+    shader: Shader::BatchNorm,
+    entry: "batchnorm_backward_input",
+    storage: &[
+        (1, Read),
+        (2, Read),
+        (3, Read),
+        (5, Read),
+        (7, Read),
+        (14, Read),
+        (15, Read),
+        (8, ReadWrite),
+    ],
+};
+const UPDATE_RUNNING: Kernel = Kernel {
+    shader: Shader::BatchNorm,
+    entry: "batchnorm_update_running",
+    storage: &[(5, Read), (6, Read), (16, ReadWrite), (17, ReadWrite)],
+};
+
+/// Every kernel of this family, for `GpuBackend::warm_up`.
+pub(super) const KERNELS: &[&Kernel] = &[
+    &BATCH_STATS,
+    &RUNNING_STATS,
+    &NORMALIZE,
+    &BACKWARD_REDUCE,
+    &BACKWARD_INPUT,
+    &UPDATE_RUNNING,
+];
+
+/// Mirrors `BatchNormParams` in batchnorm.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Default)]
+struct Params {
+    n: u32,
+    c: u32,
+    hw: u32,
+    count: u32,
+    eps: f32,
+    momentum: f32,
+    unbiased: f32,
+    train: u32,
+}
+
+/// Sizes fit in u32 (see `GpuBackend::storage`); `count` is the dispatch's thread count.
+fn params(g: [usize; 3], count: usize) -> Params {
+    let [n, c, hw] = g;
+    Params {
+        n: n as u32,
+        c: c as u32,
+        hw: hw as u32,
+        count: count as u32,
+        ..Params::default()
+    }
+}
+
+/// Reductions run one workgroup per channel along x, so C may not pass the device's limit.
+fn channel_groups(gpu: &GpuBackend, op: &'static str, x: &Tensor, c: usize) -> Result<[u32; 3]> {
+    let max = gpu.rec.max_groups() as usize;
+    if c > max {
+        return Err(shape_err(
+            op,
+            format!("{c} channels exceed the device's {max} workgroups per dispatch"),
+            &[x.dims()],
+        ));
+    }
+    Ok([c as u32, 1, 1])
+}
+
+/// Three new (C) tensors for mean, var and invstd.
+fn stats_outputs(gpu: &GpuBackend, op: &'static str, c: usize) -> Result<[Tensor; 3]> {
+    Ok([gpu.output(op, &[c])?, gpu.output(op, &[c])?, gpu.output(op, &[c])?])
+}
+
+/// y = gamma·(x - mean)·invstd + beta, one thread per value.
+#[allow(clippy::too_many_arguments)]
+fn normalize(
+    gpu: &GpuBackend,
+    op: &'static str,
+    g: [usize; 3],
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    mean: &Tensor,
+    invstd: &Tensor,
+) -> Result<Tensor> {
+    let y = gpu.output(op, x.dims())?;
+    let buffers = [
+        gpu.tensor_buffer(op, x)?,
+        gpu.tensor_buffer(op, gamma)?,
+        gpu.tensor_buffer(op, beta)?,
+        gpu.tensor_buffer(op, mean)?,
+        gpu.tensor_buffer(op, invstd)?,
+        gpu.tensor_buffer(op, &y)?,
+    ];
+    gpu.dispatch(&NORMALIZE, &params(g, y.numel()), &buffers, y.numel())?;
+    Ok(y)
+}
+
+/// x (N,C,H,W) or (N,C), gamma (C), beta (C) -> y and the batch's mean, biased var, invstd
+pub(super) fn train(gpu: &GpuBackend, x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<BatchNormOut> {
+    const OP: &str = "batch_norm_train";
+    let g = batch_norm_train_geometry(OP, &x.shape, &[&gamma.shape, &beta.shape])?;
+    let groups = channel_groups(gpu, OP, x, g[1])?;
+    let [mean, var, invstd] = stats_outputs(gpu, OP, g[1])?;
+    let buffers = [
+        gpu.tensor_buffer(OP, x)?,
+        gpu.tensor_buffer(OP, &mean)?,
+        gpu.tensor_buffer(OP, &var)?,
+        gpu.tensor_buffer(OP, &invstd)?,
+    ];
+    let p = Params { eps, ..params(g, g[1]) };
+    gpu.dispatch_groups(&BATCH_STATS, &p, &buffers, groups, g[1] * REDUCE_THREADS)?;
+    let y = normalize(gpu, OP, g, x, gamma, beta, &mean, &invstd)?;
+    Ok(BatchNormOut { y, mean, var, invstd })
+}
+
+/// x (N,C,H,W) or (N,C), gamma, beta, running_mean, running_var (C) -> y and copies of the
+/// running statistics with their invstd
+pub(super) fn eval(
+    gpu: &GpuBackend,
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    eps: f32,
+) -> Result<BatchNormOut> {
+    const OP: &str = "batch_norm_eval";
+    let per_channel = [&gamma.shape, &beta.shape, &running_mean.shape, &running_var.shape];
+    let g = batch_norm_geometry(OP, &x.shape, &per_channel)?;
+    let [mean, var, invstd] = stats_outputs(gpu, OP, g[1])?;
+    let buffers = [
+        gpu.tensor_buffer(OP, running_mean)?,
+        gpu.tensor_buffer(OP, running_var)?,
+        gpu.tensor_buffer(OP, &mean)?,
+        gpu.tensor_buffer(OP, &var)?,
+        gpu.tensor_buffer(OP, &invstd)?,
+    ];
+    let p = Params { eps, ..params(g, g[1]) };
+    gpu.dispatch(&RUNNING_STATS, &p, &buffers, g[1])?;
+    let y = normalize(gpu, OP, g, x, gamma, beta, &mean, &invstd)?;
+    Ok(BatchNormOut { y, mean, var, invstd })
+}
+
+/// dy, x (N,C,H,W) or (N,C), gamma, mean, invstd (C) -> (dx, dgamma, dbeta); `train` says
+/// whether the statistics were the batch's own (so dx flows through them too).
+pub(super) fn backward(
+    gpu: &GpuBackend,
+    dy: &Tensor,
+    x: &Tensor,
+    gamma: &Tensor,
+    mean: &Tensor,
+    invstd: &Tensor,
+    train: bool,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let op = if train {
+        "batch_norm_train_backward"
+    } else {
+        "batch_norm_eval_backward"
+    };
+    let g = batch_norm_geometry(op, &x.shape, &[&gamma.shape, &mean.shape, &invstd.shape])?;
+    if dy.shape != x.shape {
+        return Err(shape_err(op, "dy must have the shape of x", &[dy.dims(), x.dims()]));
+    }
+    let groups = channel_groups(gpu, op, x, g[1])?;
+    let dgamma = gpu.output(op, &[g[1]])?;
+    let dbeta = gpu.output(op, &[g[1]])?;
+    let buffers = [
+        gpu.tensor_buffer(op, x)?,
+        gpu.tensor_buffer(op, dy)?,
+        gpu.tensor_buffer(op, mean)?,
+        gpu.tensor_buffer(op, invstd)?,
+        gpu.tensor_buffer(op, &dgamma)?,
+        gpu.tensor_buffer(op, &dbeta)?,
+    ];
+    gpu.dispatch_groups(
+        &BACKWARD_REDUCE,
+        &params(g, g[1]),
+        &buffers,
+        groups,
+        g[1] * REDUCE_THREADS,
+    )?;
+    let dx = gpu.output(op, x.dims())?;
+    let buffers = [
+        gpu.tensor_buffer(op, x)?,
+        gpu.tensor_buffer(op, dy)?,
+        gpu.tensor_buffer(op, gamma)?,
+        gpu.tensor_buffer(op, mean)?,
+        gpu.tensor_buffer(op, invstd)?,
+        gpu.tensor_buffer(op, &dgamma)?,
+        gpu.tensor_buffer(op, &dbeta)?,
+        gpu.tensor_buffer(op, &dx)?,
+    ];
+    let p = Params {
+        train: train as u32,
+        ..params(g, dx.numel())
+    };
+    gpu.dispatch(&BACKWARD_INPUT, &p, &buffers, dx.numel())?;
+    Ok((dx, dgamma, dbeta))
+}
+
+/// running_mean, running_var updated in place from the batch's mean and biased var (all
+/// (C)), `count` values per channel behind them
+pub(super) fn update_running(
+    gpu: &GpuBackend,
+    running_mean: &mut Tensor,
+    running_var: &mut Tensor,
+    mean: &Tensor,
+    var: &Tensor,
+    count: usize,
+    momentum: f32,
+) -> Result<()> {
+    const OP: &str = "batch_norm_update_running";
+    let stats = [&running_mean.shape, &running_var.shape, &mean.shape, &var.shape];
+    let c = batch_norm_running_geometry(OP, &stats, count)?;
+    let buffers = [
+        gpu.tensor_buffer(OP, mean)?,
+        gpu.tensor_buffer(OP, var)?,
+        gpu.tensor_buffer(OP, running_mean)?,
+        gpu.tensor_buffer(OP, running_var)?,
+    ];
+    let p = Params {
+        count: c as u32,
+        momentum,
+        unbiased: (count as f64 / (count - 1) as f64) as f32,
+        ..Params::default()
+    };
+    gpu.dispatch(&UPDATE_RUNNING, &p, &buffers, c)
+}
