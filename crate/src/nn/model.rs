@@ -109,10 +109,12 @@ impl Model {
                 LayerSpec::MaxPool { size, stride } => Layer::MaxPool(PoolParams {
                     kernel: size,
                     stride: stride.unwrap_or(size),
+                    padding: 0,
                 }),
                 LayerSpec::AvgPool { size, stride } => Layer::AvgPool(PoolParams {
                     kernel: size,
                     stride: stride.unwrap_or(size),
+                    padding: 0,
                 }),
                 LayerSpec::Upsample { scale, mode } => Layer::Upsample { scale, mode },
                 LayerSpec::Flatten {} => Layer::Flatten,
