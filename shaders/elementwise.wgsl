@@ -10,7 +10,7 @@ struct ElementwiseParams {
     count: u32,
     kind: u32,      // one of KIND_*, for the activation entry points
     slope: f32,     // leaky relu's slope for x <= 0
-    _pad0: u32,
+    scale: f32,     // the factor of mul_mask and scale
 }
 
 @group(0) @binding(0) var<uniform> p: ElementwiseParams;
@@ -73,4 +73,31 @@ fn elementwise_add_assign(@builtin(global_invocation_id) gid: vec3<u32>,
     let i = flat_index(gid, groups);
     if (i >= p.count) { return; }
     out[i] = out[i] + a[i];
+}
+
+// a = x, b = mask -> out = y = x · mask · scale (dropout; also its own backward, on dy)
+@compute @workgroup_size(64)
+fn elementwise_mul_mask(@builtin(global_invocation_id) gid: vec3<u32>,
+                        @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = flat_index(gid, groups);
+    if (i >= p.count) { return; }
+    out[i] = a[i] * b[i] * p.scale;
+}
+
+// a = x -> out = y = scale · x
+@compute @workgroup_size(64)
+fn elementwise_scale(@builtin(global_invocation_id) gid: vec3<u32>,
+                     @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = flat_index(gid, groups);
+    if (i >= p.count) { return; }
+    out[i] = p.scale * a[i];
+}
+
+// a, b -> out = y = a + b
+@compute @workgroup_size(64)
+fn elementwise_add(@builtin(global_invocation_id) gid: vec3<u32>,
+                   @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = flat_index(gid, groups);
+    if (i >= p.count) { return; }
+    out[i] = a[i] + b[i];
 }

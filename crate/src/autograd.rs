@@ -62,6 +62,34 @@ enum Op {
         invstd: Tensor,
         training: bool,
     },
+    /// y = x·mask·scale; the mask is kept for backward.
+    Dropout {
+        x: Var,
+        mask: Tensor,
+        scale: f32,
+    },
+    /// y = s·x
+    Scale {
+        x: Var,
+        s: f32,
+    },
+    /// y = a + b
+    Add {
+        a: Var,
+        b: Var,
+    },
+    /// y = the inputs joined along the channels, in order.
+    Concat {
+        xs: Vec<Var>,
+    },
+    GlobalAvgPool {
+        x: Var,
+    },
+    /// y = x scattered through the switches of the max-pool node `pool`.
+    MaxUnpool {
+        x: Var,
+        pool: Var,
+    },
     Reshape {
         x: Var,
     },
@@ -247,6 +275,70 @@ impl<'a> Tape<'a> {
         };
         Ok(self.push(op, Some(out.y), rg))
     }
+    // x, mask (same shape, 0/1) -> y = x·mask·scale: dropout with a mask the caller drew
+    // (inverted dropout: scale = 1/(1-p)); the mask is kept for backward
+    pub fn dropout(&mut self, x: Var, mask: Tensor, scale: f32) -> Result<Var> {
+        let y = self.backend.mul_mask(self.value(x), &mask, scale)?;
+        let rg = self.needs(x);
+        Ok(self.push(Op::Dropout { x, mask, scale }, Some(y), rg))
+    }
+
+    // y = s·x, any shape (classic dropout at evaluation: s = 1-p)
+    pub fn scale(&mut self, x: Var, s: f32) -> Result<Var> {
+        let y = self.backend.scale(self.value(x), s)?;
+        let rg = self.needs(x);
+        Ok(self.push(Op::Scale { x, s }, Some(y), rg))
+    }
+
+    // a, b (same shape) -> y = a + b (residual and branch sums)
+    pub fn add(&mut self, a: Var, b: Var) -> Result<Var> {
+        let y = self.backend.add(self.value(a), self.value(b))?;
+        let rg = self.needs(a) || self.needs(b);
+        Ok(self.push(Op::Add { a, b }, Some(y), rg))
+    }
+
+    // xs[i] (N,Ci,H,W) -> y (N,ΣCi,H,W), also (N,Ci) -> (N,ΣCi) (inception branches)
+    pub fn concat(&mut self, xs: &[Var]) -> Result<Var> {
+        let values: Vec<&Tensor> = xs.iter().map(|&x| self.value(x)).collect();
+        let y = self.backend.concat_channels(&values)?;
+        let rg = xs.iter().any(|&x| self.needs(x));
+        Ok(self.push(Op::Concat { xs: xs.to_vec() }, Some(y), rg))
+    }
+
+    // x (N,C,H,W) -> y (N,C), the mean of each plane (network in network's head)
+    pub fn global_avg_pool(&mut self, x: Var) -> Result<Var> {
+        let y = self.backend.global_avg_pool(self.value(x))?;
+        let rg = self.needs(x);
+        Ok(self.push(Op::GlobalAvgPool { x }, Some(y), rg))
+    }
+
+    /// The switches of `v` if it is the output of `max_pool` on this tape.
+    pub fn pool_indices(&self, v: Var) -> Option<&Indices> {
+        match &self.nodes.get(v.0)?.op {
+            Op::MaxPool { idx, .. } => Some(idx),
+            _ => None,
+        }
+    }
+
+    // x (N,C,OH,OW) -> y (N,C,H,W): SegNet's decoder unpooling through the switches of the
+    // earlier max-pool node `pool`, back to that pool's input shape (N,C,H,W)
+    pub fn max_unpool(&mut self, x: Var, pool: Var) -> Result<Var> {
+        let Some(Op::MaxPool { x: pool_input, idx }) = self.nodes.get(pool.0).map(|n| &n.op) else {
+            return Err(shape_err(
+                "max_unpool",
+                format!(
+                    "the pool argument (node {}) is not the output of a max_pool on this tape",
+                    pool.0
+                ),
+                &[self.value(x).dims()],
+            ));
+        };
+        let y = self
+            .backend
+            .max_unpool2d(self.value(x), idx, &self.value(*pool_input).shape)?;
+        let rg = self.needs(x);
+        Ok(self.push(Op::MaxUnpool { x, pool }, Some(y), rg))
+    }
 
     /// Same elements, new shape (flatten). The elements are copied (zeros + x, on the
     /// tensor's own backend) so the input's value stays available to its own backward.
@@ -391,6 +483,52 @@ impl<'a> Tape<'a> {
                     self.accumulate(&mut grads, x, dx)?;
                     self.accumulate(&mut grads, gamma, dgamma)?;
                     self.accumulate(&mut grads, beta, dbeta)?;
+                }
+                Op::Dropout { x, mask, scale } => {
+                    let Some(dy) = g else { continue };
+                    let dx = be.mul_mask(&dy, &mask, scale)?;
+                    self.accumulate(&mut grads, x, dx)?;
+                }
+                Op::Scale { x, s } => {
+                    let Some(dy) = g else { continue };
+                    self.accumulate(&mut grads, x, be.scale(&dy, s)?)?;
+                }
+                Op::Add { a, b } => {
+                    let Some(dy) = g else { continue };
+                    match (self.needs(a), self.needs(b)) {
+                        // both take dy (also when a and b are one variable): a copy, 1·dy, for a
+                        (true, true) => {
+                            self.accumulate(&mut grads, a, be.scale(&dy, 1.0)?)?;
+                            self.accumulate(&mut grads, b, dy)?;
+                        }
+                        (true, false) => self.accumulate(&mut grads, a, dy)?,
+                        (false, _) => self.accumulate(&mut grads, b, dy)?,
+                    }
+                }
+                Op::Concat { xs } => {
+                    let Some(dy) = g else { continue };
+                    let mut start = 0;
+                    for x in xs {
+                        let len = self.value(x).dims().get(1).copied().unwrap_or(0);
+                        if self.needs(x) {
+                            let dx = be.slice_channels(&dy, start, len)?;
+                            self.accumulate(&mut grads, x, dx)?;
+                        }
+                        start += len;
+                    }
+                }
+                Op::GlobalAvgPool { x } => {
+                    let Some(dy) = g else { continue };
+                    let dx = be.global_avg_pool_backward(&dy, &self.value(x).shape)?;
+                    self.accumulate(&mut grads, x, dx)?;
+                }
+                Op::MaxUnpool { x, pool } => {
+                    let Some(dy) = g else { continue };
+                    let idx = self
+                        .pool_indices(pool)
+                        .ok_or_else(|| shape_err("max_unpool", "the max_pool node lost its switches", &[]))?;
+                    let dx = be.max_unpool2d_backward(&dy, idx)?;
+                    self.accumulate(&mut grads, x, dx)?;
                 }
                 Op::Reshape { x } => {
                     let Some(dy) = g else { continue };

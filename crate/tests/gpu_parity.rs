@@ -302,7 +302,11 @@ const POOL_CASES: &[([usize; 4], usize, usize)] = &[
 fn max_pool_values_indices_and_backward_match_cpu() {
     let Some(mut p) = pair(4) else { return };
     for &(xd, kernel, stride) in POOL_CASES {
-        let pp = PoolParams { kernel, stride };
+        let pp = PoolParams {
+            kernel,
+            stride,
+            padding: 0,
+        };
         let case = format!("max_pool2d x{xd:?} k{kernel} s{stride}");
         let data = p.coarse(xd.iter().product()); // ties: the first maximum must win
         let (xc, xg) = p.up(&xd, &data);
@@ -338,7 +342,11 @@ fn max_pool_backward_routes_uploaded_indices_like_cpu() {
 fn avg_pool_forward_and_backward_match_cpu() {
     let Some(mut p) = pair(6) else { return };
     for &(xd, kernel, stride) in POOL_CASES {
-        let pp = PoolParams { kernel, stride };
+        let pp = PoolParams {
+            kernel,
+            stride,
+            padding: 0,
+        };
         let case = format!("avg_pool2d x{xd:?} k{kernel} s{stride}");
         let (xc, xg) = p.rand(&xd);
         let yc = p.cpu.avg_pool2d(&xc, pp).expect("cpu avg_pool2d");
@@ -424,7 +432,11 @@ fn train_step(
     labels: &Indices,
 ) -> Tensor {
     let cp = Conv2dParams { stride: 1, padding: 1 };
-    let pp = PoolParams { kernel: 2, stride: 2 };
+    let pp = PoolParams {
+        kernel: 2,
+        stride: 2,
+        padding: 0,
+    };
     let h = b.conv2d(x, &params[0], &params[1], cp).expect("conv2d");
     let a = b.activation(&h, Activation::Relu).expect("relu");
     let (pooled, idx) = b.max_pool2d(&a, pp).expect("max_pool2d");
@@ -624,7 +636,11 @@ fn shape_errors_match_the_cpu_backend() {
     assert_eq!(ec.to_string(), eg.to_string());
     assert!(ec.to_string().contains("conv_transpose2d"), "{ec}");
 
-    let pp = PoolParams { kernel: 6, stride: 1 };
+    let pp = PoolParams {
+        kernel: 6,
+        stride: 1,
+        padding: 0,
+    };
     let ec = p.cpu.max_pool2d(&xc, pp).err().expect("cpu must reject");
     let eg = p.gpu.max_pool2d(&xg, pp).err().expect("gpu must reject");
     assert_eq!(ec.to_string(), eg.to_string());

@@ -205,7 +205,18 @@ fn ops_match_finite_differences(be: &dyn Backend) {
         check(&format!("{a:?}"), be, &x, &dx, &f, &r, 1e-2);
     }
     // pools: x (2,2,6,6), window 2 stride 2 and window 3 stride 2 (overlapping)
-    for p in [PoolParams { kernel: 2, stride: 2 }, PoolParams { kernel: 3, stride: 2 }] {
+    for p in [
+        PoolParams {
+            kernel: 2,
+            stride: 2,
+            padding: 0,
+        },
+        PoolParams {
+            kernel: 3,
+            stride: 2,
+            padding: 0,
+        },
+    ] {
         // distinct values spaced well beyond 2h, so no window has a near tie
         let mut x: Vec<f32> = (0..144).map(|i| i as f32 * 0.05).collect();
         rng.shuffle(&mut x);

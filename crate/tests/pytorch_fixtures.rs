@@ -371,6 +371,7 @@ fn pool_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> CaseR
     let p = PoolParams {
         kernel: int(case, "kernel"),
         stride: int(case, "stride"),
+        padding: int(case, "padding"),
     };
     let (x, dy) = (fref(case, "x"), fref(case, "dy"));
     let (xt, dyt) = (up(b, &x)?, up(b, &dy)?);
@@ -397,6 +398,75 @@ fn pool_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> CaseR
         }
         other => panic!("case {n}: unknown pool kind {other:?}"),
     }
+}
+
+fn dropout_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> CaseResult {
+    let scale = float(case, "scale");
+    let (xt, dyt) = (up(b, &fref(case, "x"))?, up(b, &fref(case, "dy"))?);
+    let (y, dx) = match case["kind"].as_str() {
+        // the op is its own backward: dx = dy · mask · scale
+        Some("inverted") => {
+            let mask = up(b, &fref(case, "mask"))?;
+            (b.mul_mask(&xt, &mask, scale)?, b.mul_mask(&dyt, &mask, scale)?)
+        }
+        Some("classic_eval") => (b.scale(&xt, scale)?, b.scale(&dyt, scale)?),
+        other => panic!("case {n}: unknown dropout kind {other:?}"),
+    };
+    chk.tensor(b, n, "y", &y, &fref(case, "y"))?;
+    chk.tensor(b, n, "dx", &dx, &fref(case, "dx"))
+}
+
+fn add_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> CaseResult {
+    let (at, bt) = (up(b, &fref(case, "a"))?, up(b, &fref(case, "b"))?);
+    let y = b.add(&at, &bt)?;
+    chk.tensor(b, n, "y", &y, &fref(case, "y"))?;
+    // backward passes dy to both inputs (a copy for one: 1·dy, as the tape does)
+    let dy = up(b, &fref(case, "dy"))?;
+    chk.tensor(b, n, "da", &b.scale(&dy, 1.0)?, &fref(case, "da"))?;
+    chk.tensor(b, n, "db", &dy, &fref(case, "db"))
+}
+
+fn concat_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> CaseResult {
+    let list = |key: &str| -> Vec<Ref<f32>> {
+        let items = case[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("case {n}: no {key:?} list"));
+        items.iter().map(|v| tensor_of(v, key)).collect()
+    };
+    let xs = list("xs");
+    let xts = xs.iter().map(|x| up(b, x)).collect::<Result<Vec<_>, _>>()?;
+    let y = b.concat_channels(&xts.iter().collect::<Vec<_>>())?;
+    chk.tensor(b, n, "y", &y, &fref(case, "y"))?;
+    let dy = up(b, &fref(case, "dy"))?;
+    let mut start = 0;
+    for (i, (x, want)) in xs.iter().zip(&list("dxs")).enumerate() {
+        let dx = b.slice_channels(&dy, start, x.shape[1])?;
+        chk.tensor(b, n, &format!("dx{i}"), &dx, want)?;
+        start += x.shape[1];
+    }
+    Ok(())
+}
+
+fn global_avg_pool_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> CaseResult {
+    let x = fref(case, "x");
+    let y = b.global_avg_pool(&up(b, &x)?)?;
+    chk.tensor(b, n, "y", &y, &fref(case, "y"))?;
+    let dx = b.global_avg_pool_backward(&up(b, &fref(case, "dy"))?, &x.shape())?;
+    chk.tensor(b, n, "dx", &dx, &fref(case, "dx"))
+}
+
+fn max_unpool_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> CaseResult {
+    let out_shape: Vec<usize> = case["out_shape"]
+        .as_array()
+        .unwrap_or_else(|| panic!("case {n}: no out_shape"))
+        .iter()
+        .map(|d| d.as_u64().expect("out_shape entries are integers") as usize)
+        .collect();
+    let idx = up_idx(b, &iref(case, "indices"))?;
+    let y = b.max_unpool2d(&up(b, &fref(case, "x"))?, &idx, &Shape::new(&out_shape))?;
+    chk.tensor(b, n, "y", &y, &fref(case, "y"))?;
+    let dx = b.max_unpool2d_backward(&up(b, &fref(case, "dy"))?, &idx)?;
+    chk.tensor(b, n, "dx", &dx, &fref(case, "dx"))
 }
 
 fn linear_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> CaseResult {
@@ -557,6 +627,31 @@ fn batch_norm_rejects_bad_shapes() {
 #[test]
 fn pooling_matches_pytorch() {
     check_all("pool2d", "pool.json", pool_case);
+}
+
+#[test]
+fn dropout_matches_pytorch() {
+    check_all("dropout", "dropout.json", dropout_case);
+}
+
+#[test]
+fn add_matches_pytorch() {
+    check_all("add", "add.json", add_case);
+}
+
+#[test]
+fn concat_matches_pytorch() {
+    check_all("concat_channels", "concat.json", concat_case);
+}
+
+#[test]
+fn global_avg_pool_matches_pytorch() {
+    check_all("global_avg_pool", "global_avg_pool.json", global_avg_pool_case);
+}
+
+#[test]
+fn max_unpool_matches_pytorch() {
+    check_all("max_unpool2d", "max_unpool.json", max_unpool_case);
 }
 
 #[test]

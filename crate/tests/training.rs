@@ -106,7 +106,10 @@ fn settings_change_mid_run_without_reset_and_bad_ones_are_refused() {
         (r#"{"optimizer":"rmsprop"}"#, "invalid train config"),
         (r#"{"lrate":0.1}"#, "unknown field `lrate`"),
         (r#"{"backend":"tpu"}"#, "invalid train config"),
-        (r#"{"dropout_p":1.0}"#, "config: dropout_p must be in [0, 1) or null, got 1"),
+        (
+            r#"{"dropout_p":1.0}"#,
+            "config: dropout_p must be in [0, 1) or null, got 1",
+        ),
         (r#"{"dropout_scaling":"half"}"#, "unknown variant `half`"),
         (r#"{"train_mode":"test"}"#, "unknown variant `test`"),
     ] {

@@ -89,7 +89,16 @@ async fn webgpu_ops_match_cpu_in_the_browser() {
             .unwrap();
         let dx = be.conv2d_backward_input(&y, &wt, &xs, p).unwrap();
         let (dw, db) = be.conv2d_backward_weight(&y, &xt, &ws, p).unwrap();
-        let (pooled, idx) = be.max_pool2d(&xt, PoolParams { kernel: 2, stride: 2 }).unwrap();
+        let (pooled, idx) = be
+            .max_pool2d(
+                &xt,
+                PoolParams {
+                    kernel: 2,
+                    stride: 2,
+                    padding: 0,
+                },
+            )
+            .unwrap();
         let dpool = be.max_pool2d_backward(&pooled, &idx, &xs).unwrap();
         be.flush().unwrap();
         let mut got = Vec::new();

@@ -46,11 +46,14 @@ pub fn transposed_out_len(input: usize, kernel: usize, p: ConvTransposeParams) -
     full.checked_sub(2 * p.padding).filter(|&len| len > 0)
 }
 
-/// Pooling geometry: square window `kernel`, step `stride`, no padding.
+/// Pooling geometry (PyTorch's `MaxPool2d` / `AvgPool2d`, floor mode): square window
+/// `kernel`, step `stride`, `padding` cells on every side, at most kernel/2. Max pooling
+/// pads with -inf; avg pooling counts the padding (count_include_pad=True: divide by K²).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolParams {
     pub kernel: usize,
     pub stride: usize,
+    pub padding: usize,
 }
 
 /// Output length of a convolution or pooling along one axis.
@@ -214,15 +217,41 @@ pub trait Backend {
     /// (tanh: 1 - y², sigmoid: y(1 - y))
     fn activation_backward(&self, dy: &Tensor, x: &Tensor, y: &Tensor, a: Activation) -> Result<Tensor>;
 
-    // ---- pooling (no padding) ----------------------------------------------------------
-    /// x (N,C,H,W) -> (y (N,C,OH,OW), argmax indices (N,C,OH,OW) into each H·W plane)
+    // ---- pooling (zero or -inf padding, floor mode) ---------------------------------------
+    /// x (N,C,H,W) -> (y (N,C,OH,OW), argmax indices (N,C,OH,OW) into each unpadded H·W
+    /// plane); the first maximum of a window wins, a NaN beats any number (as in PyTorch)
     fn max_pool2d(&self, x: &Tensor, p: PoolParams) -> Result<(Tensor, Indices)>;
     /// dy (N,C,OH,OW), indices -> dx (N,C,H,W): each dy routed to its argmax
     fn max_pool2d_backward(&self, dy: &Tensor, idx: &Indices, x_shape: &Shape) -> Result<Tensor>;
-    /// x (N,C,H,W) -> y (N,C,OH,OW), mean of each window
+    /// x (N,C,H,W) -> y (N,C,OH,OW), sum of each window (padding counts as 0) over K²
     fn avg_pool2d(&self, x: &Tensor, p: PoolParams) -> Result<Tensor>;
-    /// dy (N,C,OH,OW) -> dx (N,C,H,W): each dy spread evenly over its window
+    /// dy (N,C,OH,OW) -> dx (N,C,H,W): each dy/K² added to the cells of its window
     fn avg_pool2d_backward(&self, dy: &Tensor, x_shape: &Shape, p: PoolParams) -> Result<Tensor>;
+
+    // ---- graph ops: dropout, residual add, channel concat, global pool, unpooling -------
+    /// x, mask (same shape, 0/1 drawn by the caller) -> y = x·mask·scale. Inverted dropout
+    /// uses scale = 1/(1-p); the op is linear in x, so its backward is dx = mul_mask(dy, mask, scale)
+    fn mul_mask(&self, x: &Tensor, mask: &Tensor, scale: f32) -> Result<Tensor>;
+    /// x (any) -> y = s·x (classic dropout at evaluation: s = 1-p); backward dx = s·dy
+    fn scale(&self, x: &Tensor, s: f32) -> Result<Tensor>;
+    /// a, b (same shape) -> y = a + b; backward: da = db = dy
+    fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor>;
+    /// xs[i] (N,Ci,H,W) -> y (N,ΣCi,H,W), in order along the channels; also (N,Ci) -> (N,ΣCi)
+    fn concat_channels(&self, xs: &[&Tensor]) -> Result<Tensor>;
+    /// x (N,C,H,W) -> y (N,len,H,W) = channels start..start+len (also (N,C) -> (N,len));
+    /// concat's backward: dxs[i] = slice_channels(dy, ΣC<i, Ci)
+    fn slice_channels(&self, x: &Tensor, start: usize, len: usize) -> Result<Tensor>;
+    /// x (N,C,H,W) -> y (N,C), the mean of each H·W plane (AdaptiveAvgPool2d(1) + flatten)
+    fn global_avg_pool(&self, x: &Tensor) -> Result<Tensor>;
+    /// dy (N,C) -> dx (N,C,H,W) = dy/(H·W) on every cell of the plane
+    fn global_avg_pool_backward(&self, dy: &Tensor, x_shape: &Shape) -> Result<Tensor>;
+    /// x (N,C,OH,OW), idx (N,C,OH,OW) (max-pool switches into each H·W plane) ->
+    /// y (N,C,H,W) = `out_shape`: zeros except y[plane, idx] = x (PyTorch's MaxUnpool2d).
+    /// Where switches collide, the last x in row-major order wins (PyTorch's CPU loop).
+    fn max_unpool2d(&self, x: &Tensor, idx: &Indices, out_shape: &Shape) -> Result<Tensor>;
+    /// dy (N,C,H,W), idx (N,C,OH,OW) -> dx (N,C,OH,OW) = dy[plane, idx], a gather (PyTorch's
+    /// backward: every x whose switch points at a cell gets that cell's dy, collisions too)
+    fn max_unpool2d_backward(&self, dy: &Tensor, idx: &Indices) -> Result<Tensor>;
 
     // ---- upsampling (integer scale) ------------------------------------------------------
     /// x (N,C,H,W) -> y (N,C,H·s,W·s), nearest or bilinear (align_corners=False)

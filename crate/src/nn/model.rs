@@ -137,6 +137,7 @@ impl Model {
                 } => Layer::MaxPool(PoolParams {
                     kernel: size,
                     stride: stride.unwrap_or(size),
+                    padding: 0,
                 }),
                 LayerSpec::AvgPool {
                     size,
@@ -145,6 +146,7 @@ impl Model {
                 } => Layer::AvgPool(PoolParams {
                     kernel: size,
                     stride: stride.unwrap_or(size),
+                    padding: 0,
                 }),
                 LayerSpec::Upsample { scale, mode } => Layer::Upsample { scale, mode },
                 LayerSpec::Flatten {} => Layer::Flatten,

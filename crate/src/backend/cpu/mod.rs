@@ -46,6 +46,24 @@ fn tensor(dims: &[usize], data: Vec<f32>) -> Tensor {
     }
 }
 
+fn host_indices<'a>(op: &'static str, i: &'a Indices) -> Result<&'a [u32]> {
+    i.cpu()
+        .ok_or_else(|| shape_err(op, "indices live on the GPU, not the CPU", &[i.dims()]))
+}
+
+/// A switch as a position in a plane of `cells`, or an error naming the op.
+fn switch(op: &'static str, i: u32, cells: usize, idx: &Indices) -> Result<usize> {
+    let i = i as usize;
+    if i >= cells {
+        return Err(shape_err(
+            op,
+            format!("index {i} lies outside the plane of {cells} cells"),
+            &[idx.dims()],
+        ));
+    }
+    Ok(i)
+}
+
 fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
     if a.shape != b.shape {
         return Err(shape_err(op, "shapes differ", &[a.dims(), b.dims()]));
@@ -131,17 +149,100 @@ pub fn conv_transpose_geometry(
     Ok([n, c, h, wd, o, kh, oh, ow])
 }
 
-/// Checks x (N,C,H,W) against a pooling window; returns (n, c, h, w, oh, ow).
+/// Checks x (N,C,H,W) against a pooling window; returns (n, c, h, w, oh, ow). The window
+/// must be non-empty and, as in PyTorch, the padding at most half of it, so that every
+/// window covers at least one input cell.
 pub fn pool_geometry(op: &'static str, x: &Shape, p: PoolParams) -> Result<[usize; 6]> {
     let (n, c, h, w) = x.nchw(op)?;
-    let (Some(oh), Some(ow)) = (out_len(h, p.kernel, p.stride, 0), out_len(w, p.kernel, p.stride, 0)) else {
+    if p.kernel == 0 || 2 * p.padding > p.kernel {
         return Err(shape_err(
             op,
-            format!("window {} stride {} does not fit the input", p.kernel, p.stride),
+            format!(
+                "window {} must be at least 1 and padding {} at most half of it",
+                p.kernel, p.padding
+            ),
+            &[x.dims()],
+        ));
+    }
+    let (Some(oh), Some(ow)) = (
+        out_len(h, p.kernel, p.stride, p.padding),
+        out_len(w, p.kernel, p.stride, p.padding),
+    ) else {
+        return Err(shape_err(
+            op,
+            format!(
+                "window {} stride {} padding {} does not fit the input",
+                p.kernel, p.stride, p.padding
+            ),
             &[x.dims()],
         ));
     };
     Ok([n, c, h, w, oh, ow])
+}
+
+/// The input cells under window `o` along an axis of length `len`: o·stride - padding ..
+/// o·stride - padding + kernel, clipped to 0..len (the padding holds no cells).
+pub fn pool_window(o: usize, p: PoolParams, len: usize) -> std::ops::Range<usize> {
+    let start = o * p.stride;
+    start.saturating_sub(p.padding).min(len)..(start + p.kernel).saturating_sub(p.padding).min(len)
+}
+
+/// Checks the inputs of a channel concat: all (N,Ci,H,W) or all (N,Ci), agreeing on every
+/// dimension but the channels, none empty. Returns the output dims (N,ΣCi,...) and the
+/// number of elements per channel (H·W, or 1).
+pub fn concat_geometry(op: &'static str, xs: &[&Tensor]) -> Result<(Vec<usize>, usize)> {
+    let shapes: Vec<&[usize]> = xs.iter().map(|x| x.dims()).collect();
+    let Some(first) = shapes.first() else {
+        return Err(shape_err(op, "needs at least one input", &[]));
+    };
+    if first.len() != 2 && first.len() != 4 {
+        return Err(shape_err(op, "inputs must be (N,C,H,W) or (N,C)", &shapes));
+    }
+    let fits = |s: &&[usize]| s.len() == first.len() && s[0] == first[0] && s[2..] == first[2..] && s[1] > 0;
+    if !shapes.iter().all(fits) {
+        return Err(shape_err(
+            op,
+            "inputs must agree on every dimension but the channels, and have at least one channel",
+            &shapes,
+        ));
+    }
+    let mut dims = first.to_vec();
+    dims[1] = shapes.iter().map(|s| s[1]).sum();
+    Ok((dims, first[2..].iter().product()))
+}
+
+/// Checks a channel slice of x (N,C,H,W) or (N,C); returns the output dims (N,len,...) and
+/// the number of elements per channel.
+pub fn slice_geometry(op: &'static str, x: &Shape, start: usize, len: usize) -> Result<(Vec<usize>, usize)> {
+    let dims = x.dims();
+    if (dims.len() != 2 && dims.len() != 4) || len == 0 || start + len > dims[1] {
+        return Err(shape_err(
+            op,
+            format!(
+                "channels {start}..{} must be a non-empty range of a (N,C,H,W) or (N,C) tensor",
+                start + len
+            ),
+            &[dims],
+        ));
+    }
+    let mut out = dims.to_vec();
+    out[1] = len;
+    Ok((out, dims[2..].iter().product()))
+}
+
+/// Checks x (N,C,OH,OW) and its switches against the unpooled shape (N,C,H,W); returns
+/// (n·c, h·w, oh·ow): planes, cells per output plane, switches per plane.
+pub fn unpool_geometry(op: &'static str, x: &Shape, idx: &Shape, out: &Shape) -> Result<[usize; 3]> {
+    let (n, c, h, w) = out.nchw(op)?;
+    let (xn, xc, oh, ow) = x.nchw(op)?;
+    if x != idx || (xn, xc) != (n, c) {
+        return Err(shape_err(
+            op,
+            "x and indices must be (N,C,OH,OW) with the N and C of the output (N,C,H,W)",
+            &[x.dims(), idx.dims(), out.dims()],
+        ));
+    }
+    Ok([n * c, h * w, oh * ow])
 }
 
 /// Checks x (N,C,H,W) against an upsampling by `scale`; returns (n, c, h, w, oh, ow).
@@ -661,7 +762,9 @@ impl Backend for CpuBackend {
         Ok(tensor(dy.dims(), dx))
     }
 
-    // x (N,C,H,W) -> y (N,C,OH,OW) = max over each window, idx = argmax's flat index in H·W
+    // x (N,C,H,W) -> y (N,C,OH,OW) = max over each window (the padding is -inf, so only
+    // input cells compete), idx = argmax's flat index in the unpadded H·W plane. PyTorch's
+    // loop: start at -inf on the window's first cell, take v when v > best or v is NaN.
     fn max_pool2d(&self, x: &Tensor, p: PoolParams) -> Result<(Tensor, Indices)> {
         let [n, c, h, w, oh, ow] = pool_geometry("max_pool2d", &x.shape, p)?;
         let xs = host("max_pool2d", x)?;
@@ -670,12 +773,14 @@ impl Backend for CpuBackend {
         for plane in 0..n * c {
             let xp = &xs[plane * h * w..][..h * w];
             for i in 0..oh {
+                let rows = pool_window(i, p, h);
                 for j in 0..ow {
-                    let (mut best, mut at) = (f32::NEG_INFINITY, 0usize);
-                    for di in 0..p.kernel {
-                        for dj in 0..p.kernel {
-                            let pos = (i * p.stride + di) * w + j * p.stride + dj;
-                            if xp[pos] > best {
+                    let cols = pool_window(j, p, w);
+                    let (mut best, mut at) = (f32::NEG_INFINITY, rows.start * w + cols.start);
+                    for r in rows.clone() {
+                        for col in cols.clone() {
+                            let pos = r * w + col;
+                            if xp[pos] > best || xp[pos].is_nan() {
                                 best = xp[pos];
                                 at = pos;
                             }
@@ -702,28 +807,27 @@ impl Backend for CpuBackend {
 
     // dy (N,C,OH,OW) -> dx (N,C,H,W): dx[plane, idx] += dy
     fn max_pool2d_backward(&self, dy: &Tensor, idx: &Indices, x_shape: &Shape) -> Result<Tensor> {
-        let (n, c, h, w) = x_shape.nchw("max_pool2d_backward")?;
+        let op = "max_pool2d_backward";
+        let (n, c, h, w) = x_shape.nchw(op)?;
         if dy.shape != idx.shape || dy.dims().first() != Some(&n) || dy.dims().get(1) != Some(&c) {
             return Err(shape_err(
-                "max_pool2d_backward",
+                op,
                 "dy, indices and input do not fit",
                 &[dy.dims(), idx.dims(), x_shape.dims()],
             ));
         }
-        let dys = host("max_pool2d_backward", dy)?;
-        let ids = idx
-            .cpu()
-            .ok_or_else(|| shape_err("max_pool2d_backward", "indices live on the GPU", &[idx.dims()]))?;
+        let (dys, ids) = (host(op, dy)?, host_indices(op, idx)?);
         let per_plane = dy.numel() / (n * c).max(1);
         let mut dx = vec![0.0; n * c * h * w];
         for (o, (d, &i)) in dys.iter().zip(ids).enumerate() {
             let plane = o / per_plane;
-            dx[plane * h * w + i as usize] += d;
+            dx[plane * h * w + switch(op, i, h * w, idx)?] += d;
         }
         Ok(tensor(x_shape.dims(), dx))
     }
 
-    // x (N,C,H,W) -> y (N,C,OH,OW) = mean over each window
+    // x (N,C,H,W) -> y (N,C,OH,OW) = sum over each window / K² (zero padding counted,
+    // PyTorch's count_include_pad=True)
     fn avg_pool2d(&self, x: &Tensor, p: PoolParams) -> Result<Tensor> {
         let [n, c, h, w, oh, ow] = pool_geometry("avg_pool2d", &x.shape, p)?;
         let xs = host("avg_pool2d", x)?;
@@ -734,9 +838,9 @@ impl Backend for CpuBackend {
             for i in 0..oh {
                 for j in 0..ow {
                     let mut s = 0.0;
-                    for di in 0..p.kernel {
-                        for dj in 0..p.kernel {
-                            s += xp[(i * p.stride + di) * w + j * p.stride + dj];
+                    for r in pool_window(i, p, h) {
+                        for col in pool_window(j, p, w) {
+                            s += xp[r * w + col];
                         }
                     }
                     y[(plane * oh + i) * ow + j] = s * scale;
@@ -746,7 +850,7 @@ impl Backend for CpuBackend {
         Ok(tensor(&[n, c, oh, ow], y))
     }
 
-    // dy (N,C,OH,OW) -> dx (N,C,H,W): each dy/(K·K) added to every cell of its window
+    // dy (N,C,OH,OW) -> dx (N,C,H,W): each dy/(K·K) added to every input cell of its window
     fn avg_pool2d_backward(&self, dy: &Tensor, x_shape: &Shape, p: PoolParams) -> Result<Tensor> {
         let [n, c, h, w, oh, ow] = pool_geometry("avg_pool2d_backward", x_shape, p)?;
         if dy.dims() != [n, c, oh, ow] {
@@ -763,15 +867,128 @@ impl Backend for CpuBackend {
             for i in 0..oh {
                 for j in 0..ow {
                     let g = dys[(plane * oh + i) * ow + j] * scale;
-                    for di in 0..p.kernel {
-                        for dj in 0..p.kernel {
-                            dx[plane * h * w + (i * p.stride + di) * w + j * p.stride + dj] += g;
+                    for r in pool_window(i, p, h) {
+                        for col in pool_window(j, p, w) {
+                            dx[plane * h * w + r * w + col] += g;
                         }
                     }
                 }
             }
         }
         Ok(tensor(x_shape.dims(), dx))
+    }
+
+    // x, mask (same shape) -> y = x·mask·scale
+    fn mul_mask(&self, x: &Tensor, mask: &Tensor, scale: f32) -> Result<Tensor> {
+        same_shape("mul_mask", x, mask)?;
+        let (xs, ms) = (host("mul_mask", x)?, host("mul_mask", mask)?);
+        let y = xs.iter().zip(ms).map(|(x, m)| x * m * scale).collect();
+        Ok(tensor(x.dims(), y))
+    }
+
+    // x (any) -> y = s·x
+    fn scale(&self, x: &Tensor, s: f32) -> Result<Tensor> {
+        let y = host("scale", x)?.iter().map(|x| s * x).collect();
+        Ok(tensor(x.dims(), y))
+    }
+
+    // a, b (same shape) -> y = a + b
+    fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        same_shape("add", a, b)?;
+        let y = host("add", a)?
+            .iter()
+            .zip(host("add", b)?)
+            .map(|(a, b)| a + b)
+            .collect();
+        Ok(tensor(a.dims(), y))
+    }
+
+    // xs[i] (N,Ci,H,W) -> y (N,ΣCi,H,W): image by image, the inputs' channel blocks in order
+    fn concat_channels(&self, xs: &[&Tensor]) -> Result<Tensor> {
+        let op = "concat_channels";
+        let (dims, inner) = concat_geometry(op, xs)?;
+        let mut y = Vec::with_capacity(dims.iter().product());
+        for img in 0..dims[0] {
+            for x in xs {
+                let block = x.dims()[1] * inner;
+                y.extend_from_slice(&host(op, x)?[img * block..][..block]);
+            }
+        }
+        Ok(tensor(&dims, y))
+    }
+
+    // x (N,C,H,W) -> y (N,len,H,W) = x[:, start..start+len]
+    fn slice_channels(&self, x: &Tensor, start: usize, len: usize) -> Result<Tensor> {
+        let op = "slice_channels";
+        let (dims, inner) = slice_geometry(op, &x.shape, start, len)?;
+        let xs = host(op, x)?;
+        let block = x.dims()[1] * inner;
+        let mut y = Vec::with_capacity(dims.iter().product());
+        for img in 0..dims[0] {
+            y.extend_from_slice(&xs[img * block + start * inner..][..len * inner]);
+        }
+        Ok(tensor(&dims, y))
+    }
+
+    // x (N,C,H,W) -> y (N,C) = Σ plane / (H·W)
+    fn global_avg_pool(&self, x: &Tensor) -> Result<Tensor> {
+        let op = "global_avg_pool";
+        let (n, c, h, w) = x.shape.nchw(op)?;
+        if h * w == 0 {
+            return Err(shape_err(op, "planes must not be empty", &[x.dims()]));
+        }
+        let xs = host(op, x)?;
+        let y = xs
+            .chunks(h * w)
+            .map(|p| p.iter().sum::<f32>() / (h * w) as f32)
+            .collect();
+        Ok(tensor(&[n, c], y))
+    }
+
+    // dy (N,C) -> dx (N,C,H,W): dx[n,c,i,j] = dy[n,c] / (H·W)
+    fn global_avg_pool_backward(&self, dy: &Tensor, x_shape: &Shape) -> Result<Tensor> {
+        let op = "global_avg_pool_backward";
+        let (n, c, h, w) = x_shape.nchw(op)?;
+        if dy.dims() != [n, c] || h * w == 0 {
+            return Err(shape_err(
+                op,
+                "dy must be (N,C) of a non-empty input (N,C,H,W)",
+                &[dy.dims(), x_shape.dims()],
+            ));
+        }
+        let dys = host(op, dy)?;
+        let dx = dys
+            .iter()
+            .flat_map(|g| std::iter::repeat_n(g / (h * w) as f32, h * w))
+            .collect();
+        Ok(tensor(x_shape.dims(), dx))
+    }
+
+    // x (N,C,OH,OW), idx -> y (N,C,H,W): zeros, then y[plane, idx[q]] = x[q] for q in
+    // row-major order, so the last of colliding switches wins
+    fn max_unpool2d(&self, x: &Tensor, idx: &Indices, out_shape: &Shape) -> Result<Tensor> {
+        let op = "max_unpool2d";
+        let [planes, cells, per_plane] = unpool_geometry(op, &x.shape, &idx.shape, out_shape)?;
+        let (xs, ids) = (host(op, x)?, host_indices(op, idx)?);
+        let mut y = vec![0.0; planes * cells];
+        for (q, (&v, &i)) in xs.iter().zip(ids).enumerate() {
+            let plane = q / per_plane;
+            y[plane * cells + switch(op, i, cells, idx)?] = v;
+        }
+        Ok(tensor(out_shape.dims(), y))
+    }
+
+    // dy (N,C,H,W), idx (N,C,OH,OW) -> dx (N,C,OH,OW): dx[q] = dy[plane, idx[q]]
+    fn max_unpool2d_backward(&self, dy: &Tensor, idx: &Indices) -> Result<Tensor> {
+        let op = "max_unpool2d_backward";
+        let [_, cells, per_plane] = unpool_geometry(op, &idx.shape, &idx.shape, &dy.shape)?;
+        let (dys, ids) = (host(op, dy)?, host_indices(op, idx)?);
+        let mut dx = Vec::with_capacity(ids.len());
+        for (q, &i) in ids.iter().enumerate() {
+            let plane = q / per_plane;
+            dx.push(dys[plane * cells + switch(op, i, cells, idx)?]);
+        }
+        Ok(tensor(idx.dims(), dx))
     }
 
     // x (N,C,H,W) -> y (N,C,H·s,W·s): y[i,j] = Σ over the row taps (i0, i1) and column

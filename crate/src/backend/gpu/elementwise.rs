@@ -27,8 +27,31 @@ const ADD_ASSIGN: Kernel = Kernel {
     storage: &[(1, Read), (4, ReadWrite)],
 };
 
+const MUL_MASK: Kernel = Kernel {
+    shader: Shader::Elementwise,
+    entry: "elementwise_mul_mask",
+    storage: &[(1, Read), (2, Read), (4, ReadWrite)],
+};
+const SCALE: Kernel = Kernel {
+    shader: Shader::Elementwise,
+    entry: "elementwise_scale",
+    storage: &[(1, Read), (4, ReadWrite)],
+};
+const ADD: Kernel = Kernel {
+    shader: Shader::Elementwise,
+    entry: "elementwise_add",
+    storage: &[(1, Read), (2, Read), (4, ReadWrite)],
+};
+
 /// Every kernel of this family, for `GpuBackend::warm_up`.
-pub(super) const KERNELS: &[&Kernel] = &[&ACTIVATION_FORWARD, &ACTIVATION_BACKWARD, &ADD_ASSIGN];
+pub(super) const KERNELS: &[&Kernel] = &[
+    &ACTIVATION_FORWARD,
+    &ACTIVATION_BACKWARD,
+    &ADD_ASSIGN,
+    &MUL_MASK,
+    &SCALE,
+    &ADD,
+];
 
 /// Mirrors `ElementwiseParams` in elementwise.wgsl.
 #[repr(C)]
@@ -39,7 +62,8 @@ struct Params {
     kind: u32,
     /// Leaky relu's slope for x ≤ 0; unused by the other kinds.
     slope: f32,
-    _pad: u32,
+    /// The factor of `mul_mask` and `scale`.
+    scale: f32,
 }
 
 // Mirror the `KIND_*` constants in elementwise.wgsl.
@@ -50,6 +74,10 @@ const KIND_SIGMOID: u32 = 3;
 
 /// Element counts fit in u32 (see `GpuBackend::storage`). `a` is None for non-activations.
 fn params(count: usize, a: Option<Activation>) -> Params {
+    scaled(count, a, 1.0)
+}
+
+fn scaled(count: usize, a: Option<Activation>, scale: f32) -> Params {
     let (kind, slope) = match a {
         None | Some(Activation::Relu) => (KIND_RELU, 0.0),
         Some(Activation::LeakyRelu { slope }) => (KIND_LEAKY_RELU, slope),
@@ -60,7 +88,7 @@ fn params(count: usize, a: Option<Activation>) -> Params {
         count: count as u32,
         kind,
         slope,
-        _pad: 0,
+        scale,
     }
 }
 
@@ -113,4 +141,41 @@ pub(super) fn add_assign(gpu: &GpuBackend, acc: &mut Tensor, x: &Tensor) -> Resu
     same_shape(OP, acc, x)?;
     let buffers = [gpu.tensor_buffer(OP, x)?, gpu.tensor_buffer(OP, acc)?];
     gpu.dispatch(&ADD_ASSIGN, &params(x.numel(), None), &buffers, x.numel())
+}
+
+/// x, mask (same shape) -> y = x·mask·scale
+pub(super) fn mul_mask(gpu: &GpuBackend, x: &Tensor, mask: &Tensor, scale: f32) -> Result<Tensor> {
+    const OP: &str = "mul_mask";
+    same_shape(OP, x, mask)?;
+    let y = gpu.output(OP, x.dims())?;
+    let buffers = [
+        gpu.tensor_buffer(OP, x)?,
+        gpu.tensor_buffer(OP, mask)?,
+        gpu.tensor_buffer(OP, &y)?,
+    ];
+    gpu.dispatch(&MUL_MASK, &scaled(y.numel(), None, scale), &buffers, y.numel())?;
+    Ok(y)
+}
+
+/// x (any) -> y = s·x
+pub(super) fn scale(gpu: &GpuBackend, x: &Tensor, s: f32) -> Result<Tensor> {
+    const OP: &str = "scale";
+    let y = gpu.output(OP, x.dims())?;
+    let buffers = [gpu.tensor_buffer(OP, x)?, gpu.tensor_buffer(OP, &y)?];
+    gpu.dispatch(&SCALE, &scaled(y.numel(), None, s), &buffers, y.numel())?;
+    Ok(y)
+}
+
+/// a, b (same shape) -> y = a + b
+pub(super) fn add(gpu: &GpuBackend, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    const OP: &str = "add";
+    same_shape(OP, a, b)?;
+    let y = gpu.output(OP, a.dims())?;
+    let buffers = [
+        gpu.tensor_buffer(OP, a)?,
+        gpu.tensor_buffer(OP, b)?,
+        gpu.tensor_buffer(OP, &y)?,
+    ];
+    gpu.dispatch(&ADD, &params(y.numel(), None), &buffers, y.numel())?;
+    Ok(y)
 }

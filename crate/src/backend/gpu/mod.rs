@@ -11,10 +11,12 @@
 //!
 //! Files: `context` gets a device, `pipelines` caches pipelines and layouts, `buffers` is
 //! the pool, `recorder` the encoder and arena; `conv`, `linear`, `pool`, `elementwise`,
-//! `loss`, `optim`, `upsample` and `batchnorm` encode the ops of one shader family each.
+//! `loss`, `optim`, `upsample`, `batchnorm` and `concat` encode the ops of one shader family
+//! each.
 
 mod batchnorm;
 mod buffers;
+mod concat;
 mod context;
 mod conv;
 mod elementwise;
@@ -99,6 +101,7 @@ impl GpuBackend {
             optim::KERNELS,
             upsample::KERNELS,
             batchnorm::KERNELS,
+            concat::KERNELS,
         ];
         for kernel in families.into_iter().flatten() {
             self.rec.prepare(kernel);
@@ -371,6 +374,44 @@ impl Backend for GpuBackend {
 
     fn avg_pool2d_backward(&self, dy: &Tensor, x_shape: &Shape, p: PoolParams) -> Result<Tensor> {
         pool::avg_backward(self, dy, x_shape, p)
+    }
+
+    // ---- graph ops: dropout, residual add, channel concat, global pool, unpooling -------
+
+    fn mul_mask(&self, x: &Tensor, mask: &Tensor, scale: f32) -> Result<Tensor> {
+        elementwise::mul_mask(self, x, mask, scale)
+    }
+
+    fn scale(&self, x: &Tensor, s: f32) -> Result<Tensor> {
+        elementwise::scale(self, x, s)
+    }
+
+    fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        elementwise::add(self, a, b)
+    }
+
+    fn concat_channels(&self, xs: &[&Tensor]) -> Result<Tensor> {
+        concat::concat(self, xs)
+    }
+
+    fn slice_channels(&self, x: &Tensor, start: usize, len: usize) -> Result<Tensor> {
+        concat::slice(self, x, start, len)
+    }
+
+    fn global_avg_pool(&self, x: &Tensor) -> Result<Tensor> {
+        pool::global_avg_forward(self, x)
+    }
+
+    fn global_avg_pool_backward(&self, dy: &Tensor, x_shape: &Shape) -> Result<Tensor> {
+        pool::global_avg_backward(self, dy, x_shape)
+    }
+
+    fn max_unpool2d(&self, x: &Tensor, idx: &Indices, out_shape: &Shape) -> Result<Tensor> {
+        pool::max_unpool_forward(self, x, idx, out_shape)
+    }
+
+    fn max_unpool2d_backward(&self, dy: &Tensor, idx: &Indices) -> Result<Tensor> {
+        pool::max_unpool_backward(self, dy, idx)
     }
 
     // ---- upsampling --------------------------------------------------------------------

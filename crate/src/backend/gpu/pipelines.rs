@@ -20,6 +20,7 @@ pub(super) enum Shader {
     Optim,
     Upsample,
     BatchNorm,
+    Concat,
 }
 
 impl Shader {
@@ -33,6 +34,7 @@ impl Shader {
             Shader::Optim => include_str!("../../../../shaders/optim.wgsl"),
             Shader::Upsample => include_str!("../../../../shaders/upsample.wgsl"),
             Shader::BatchNorm => include_str!("../../../../shaders/batchnorm.wgsl"),
+            Shader::Concat => include_str!("../../../../shaders/concat.wgsl"),
         }
     }
 
@@ -46,6 +48,7 @@ impl Shader {
             Shader::Optim => "optim.wgsl",
             Shader::Upsample => "upsample.wgsl",
             Shader::BatchNorm => "batchnorm.wgsl",
+            Shader::Concat => "concat.wgsl",
         }
     }
 }

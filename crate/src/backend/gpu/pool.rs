@@ -1,12 +1,14 @@
-//! Pooling ops (shaders/pool.wgsl): square window, no padding. Max pooling records the
-//! argmax as a flat index within each H·W plane; its backward scatters through those
-//! indices, avg pooling's backward gathers over the windows that cover each input.
+//! Pooling ops (shaders/pool.wgsl): square window with padding, global average pooling,
+//! and max-unpooling. Max pooling records the argmax as a flat index within each unpadded
+//! H·W plane; its backward and max-unpooling scatter through those indices (one thread per
+//! row, no atomics), unpooling's backward gathers through them, and avg pooling's backward
+//! gathers over the windows that cover each input.
 
 use bytemuck::{Pod, Zeroable};
 
 use super::pipelines::{Access, Kernel, Shader};
 use super::GpuBackend;
-use crate::backend::cpu::pool_geometry;
+use crate::backend::cpu::{pool_geometry, unpool_geometry};
 use crate::backend::PoolParams;
 use crate::error::{shape_err, Result};
 use crate::tensor::{Indices, Shape, Tensor};
@@ -35,8 +37,40 @@ const AVG_BACKWARD: Kernel = Kernel {
     storage: &[(2, Read), (4, ReadWrite)],
 };
 
+const GLOBAL_AVG_FORWARD: Kernel = Kernel {
+    shader: Shader::Pool,
+    entry: "pool_global_avg_forward",
+    storage: &[(1, Read), (4, ReadWrite)],
+};
+const GLOBAL_AVG_BACKWARD: Kernel = Kernel {
+    shader: Shader::Pool,
+    entry: "pool_global_avg_backward",
+    storage: &[(2, Read), (4, ReadWrite)],
+};
+// The pooled values x are bound as `dy` (2), the switches as `idx_in` (3).
+const MAX_UNPOOL_FORWARD: Kernel = Kernel {
+    shader: Shader::Pool,
+    entry: "pool_max_unpool_forward",
+    storage: &[(2, Read), (3, Read), (4, ReadWrite)],
+};
+// dy (N,C,H,W) is bound as `x` (1).
+const MAX_UNPOOL_BACKWARD: Kernel = Kernel {
+    shader: Shader::Pool,
+    entry: "pool_max_unpool_backward",
+    storage: &[(1, Read), (3, Read), (4, ReadWrite)],
+};
+
 /// Every kernel of this family, for `GpuBackend::warm_up`.
-pub(super) const KERNELS: &[&Kernel] = &[&MAX_FORWARD, &MAX_BACKWARD, &AVG_FORWARD, &AVG_BACKWARD];
+pub(super) const KERNELS: &[&Kernel] = &[
+    &MAX_FORWARD,
+    &MAX_BACKWARD,
+    &AVG_FORWARD,
+    &AVG_BACKWARD,
+    &GLOBAL_AVG_FORWARD,
+    &GLOBAL_AVG_BACKWARD,
+    &MAX_UNPOOL_FORWARD,
+    &MAX_UNPOOL_BACKWARD,
+];
 
 /// Mirrors `PoolParams` in pool.wgsl.
 #[repr(C)]
@@ -49,17 +83,17 @@ struct Params {
     ow: u32,
     k: u32,
     stride: u32,
+    pad: u32,
     count: u32,
+    _pad: [u32; 3],
 }
 
-/// x (N,C,H,W) with window `p` -> [N, C, H, W, OH, OW], checked like the CPU backend
-/// (plus a non-empty window, which the shaders divide by).
-fn geometry(op: &'static str, x: &Shape, p: PoolParams) -> Result<[usize; 6]> {
-    if p.kernel == 0 {
-        return Err(shape_err(op, "window must be at least 1", &[x.dims()]));
-    }
-    pool_geometry(op, x, p)
-}
+/// The window of kernels that do not read one.
+const NO_WINDOW: PoolParams = PoolParams {
+    kernel: 0,
+    stride: 0,
+    padding: 0,
+};
 
 /// Sizes fit in u32 (see `GpuBackend::storage`).
 fn params(planes: usize, h: usize, w: usize, oh: usize, ow: usize, p: PoolParams, count: usize) -> Params {
@@ -71,14 +105,16 @@ fn params(planes: usize, h: usize, w: usize, oh: usize, ow: usize, p: PoolParams
         ow: ow as u32,
         k: p.kernel as u32,
         stride: p.stride as u32,
+        pad: p.padding as u32,
         count: count as u32,
+        _pad: [0; 3],
     }
 }
 
 /// x (N,C,H,W) -> (y (N,C,OH,OW), argmax indices (N,C,OH,OW) into each H·W plane)
 pub(super) fn max_forward(gpu: &GpuBackend, x: &Tensor, p: PoolParams) -> Result<(Tensor, Indices)> {
     const OP: &str = "max_pool2d";
-    let [n, c, h, w, oh, ow] = geometry(OP, &x.shape, p)?;
+    let [n, c, h, w, oh, ow] = pool_geometry(OP, &x.shape, p)?;
     let y = gpu.output(OP, &[n, c, oh, ow])?;
     let idx = gpu.output_indices(OP, &[n, c, oh, ow])?;
     let buffers = [
@@ -111,20 +147,19 @@ pub(super) fn max_backward(gpu: &GpuBackend, dy: &Tensor, idx: &Indices, x_shape
         gpu.tensor_buffer(OP, &dx)?,
     ];
     let rows = n * c * h;
-    let window = PoolParams { kernel: 0, stride: 0 }; // unused by this kernel
     gpu.dispatch(
         &MAX_BACKWARD,
-        &params(n * c, h, w, oh, ow, window, rows),
+        &params(n * c, h, w, oh, ow, NO_WINDOW, rows),
         &buffers,
         rows,
     )?;
     Ok(dx)
 }
 
-/// x (N,C,H,W) -> y (N,C,OH,OW), mean of each window
+/// x (N,C,H,W) -> y (N,C,OH,OW), sum of each window / K²
 pub(super) fn avg_forward(gpu: &GpuBackend, x: &Tensor, p: PoolParams) -> Result<Tensor> {
     const OP: &str = "avg_pool2d";
-    let [n, c, h, w, oh, ow] = geometry(OP, &x.shape, p)?;
+    let [n, c, h, w, oh, ow] = pool_geometry(OP, &x.shape, p)?;
     let y = gpu.output(OP, &[n, c, oh, ow])?;
     let buffers = [gpu.tensor_buffer(OP, x)?, gpu.tensor_buffer(OP, &y)?];
     let count = y.numel();
@@ -135,7 +170,7 @@ pub(super) fn avg_forward(gpu: &GpuBackend, x: &Tensor, p: PoolParams) -> Result
 /// dy (N,C,OH,OW) -> dx (N,C,H,W): each dy spread evenly over its window
 pub(super) fn avg_backward(gpu: &GpuBackend, dy: &Tensor, x_shape: &Shape, p: PoolParams) -> Result<Tensor> {
     const OP: &str = "avg_pool2d_backward";
-    let [n, c, h, w, oh, ow] = geometry(OP, x_shape, p)?;
+    let [n, c, h, w, oh, ow] = pool_geometry(OP, x_shape, p)?;
     if dy.dims() != [n, c, oh, ow] {
         return Err(shape_err(
             OP,
@@ -147,5 +182,76 @@ pub(super) fn avg_backward(gpu: &GpuBackend, dy: &Tensor, x_shape: &Shape, p: Po
     let buffers = [gpu.tensor_buffer(OP, dy)?, gpu.tensor_buffer(OP, &dx)?];
     let count = dx.numel();
     gpu.dispatch(&AVG_BACKWARD, &params(n * c, h, w, oh, ow, p, count), &buffers, count)?;
+    Ok(dx)
+}
+
+/// x (N,C,H,W) -> y (N,C), the mean of each plane
+pub(super) fn global_avg_forward(gpu: &GpuBackend, x: &Tensor) -> Result<Tensor> {
+    const OP: &str = "global_avg_pool";
+    let (n, c, h, w) = x.shape.nchw(OP)?;
+    if h * w == 0 {
+        return Err(shape_err(OP, "planes must not be empty", &[x.dims()]));
+    }
+    let y = gpu.output(OP, &[n, c])?;
+    let buffers = [gpu.tensor_buffer(OP, x)?, gpu.tensor_buffer(OP, &y)?];
+    let planes = n * c;
+    let p = params(planes, h, w, 1, 1, NO_WINDOW, planes);
+    gpu.dispatch(&GLOBAL_AVG_FORWARD, &p, &buffers, planes)?;
+    Ok(y)
+}
+
+/// dy (N,C) -> dx (N,C,H,W) = dy / (H·W) on every cell of the plane
+pub(super) fn global_avg_backward(gpu: &GpuBackend, dy: &Tensor, x_shape: &Shape) -> Result<Tensor> {
+    const OP: &str = "global_avg_pool_backward";
+    let (n, c, h, w) = x_shape.nchw(OP)?;
+    if dy.dims() != [n, c] || h * w == 0 {
+        return Err(shape_err(
+            OP,
+            "dy must be (N,C) of a non-empty input (N,C,H,W)",
+            &[dy.dims(), x_shape.dims()],
+        ));
+    }
+    let dx = gpu.output(OP, x_shape.dims())?;
+    let buffers = [gpu.tensor_buffer(OP, dy)?, gpu.tensor_buffer(OP, &dx)?];
+    let count = dx.numel();
+    let p = params(n * c, h, w, 1, 1, NO_WINDOW, count);
+    gpu.dispatch(&GLOBAL_AVG_BACKWARD, &p, &buffers, count)?;
+    Ok(dx)
+}
+
+/// x (N,C,OH,OW), idx (N,C,OH,OW) -> y (N,C,H,W) = `out_shape`: zeros except y[idx] = x,
+/// the last of colliding switches winning. One thread per output row (N·C·H threads).
+pub(super) fn max_unpool_forward(gpu: &GpuBackend, x: &Tensor, idx: &Indices, out_shape: &Shape) -> Result<Tensor> {
+    const OP: &str = "max_unpool2d";
+    unpool_geometry(OP, &x.shape, &idx.shape, out_shape)?;
+    let (n, c, h, w) = out_shape.nchw(OP)?;
+    let (_, _, oh, ow) = x.shape.nchw(OP)?;
+    let y = gpu.output(OP, out_shape.dims())?;
+    let buffers = [
+        gpu.tensor_buffer(OP, x)?,
+        gpu.indices_buffer(OP, idx)?,
+        gpu.tensor_buffer(OP, &y)?,
+    ];
+    let rows = n * c * h;
+    let p = params(n * c, h, w, oh, ow, NO_WINDOW, rows);
+    gpu.dispatch(&MAX_UNPOOL_FORWARD, &p, &buffers, rows)?;
+    Ok(y)
+}
+
+/// dy (N,C,H,W), idx (N,C,OH,OW) -> dx (N,C,OH,OW) = dy[plane, idx], one thread per switch
+pub(super) fn max_unpool_backward(gpu: &GpuBackend, dy: &Tensor, idx: &Indices) -> Result<Tensor> {
+    const OP: &str = "max_unpool2d_backward";
+    unpool_geometry(OP, &idx.shape, &idx.shape, &dy.shape)?;
+    let (n, c, h, w) = dy.shape.nchw(OP)?;
+    let (_, _, oh, ow) = idx.shape.nchw(OP)?;
+    let dx = gpu.output(OP, idx.dims())?;
+    let buffers = [
+        gpu.tensor_buffer(OP, dy)?,
+        gpu.indices_buffer(OP, idx)?,
+        gpu.tensor_buffer(OP, &dx)?,
+    ];
+    let count = dx.numel();
+    let p = params(n * c, h, w, oh, ow, NO_WINDOW, count);
+    gpu.dispatch(&MAX_UNPOOL_BACKWARD, &p, &buffers, count)?;
     Ok(dx)
 }
