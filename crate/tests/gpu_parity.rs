@@ -221,6 +221,92 @@ fn upsample_forward_and_backward_match_cpu() {
     }
 }
 
+// ---- batch normalization ---------------------------------------------------------------------
+
+#[test]
+fn batch_norm_train_eval_and_running_update_match_cpu() {
+    let Some(mut p) = pair(18) else { return };
+    // (x dims, offset added to x): 2-D and 1-D; n = N·H·W of 2; n = 1280 per channel, so
+    // each of a reduction's 256 threads sums five values; 70 channels (70 workgroups); a
+    // mean far from zero, which a one-pass variance would lose in f32
+    let cases: [(&[usize], f32); 6] = [
+        (&[2, 3, 4, 5], 0.0),
+        (&[6, 4], 0.0),
+        (&[2, 3, 1, 1], 0.0),
+        (&[4, 3, 16, 20], 0.0),
+        (&[8, 70], 0.0),
+        (&[3, 2, 5, 5], 40.0),
+    ];
+    for (dims, offset) in cases {
+        let c = dims[1];
+        let count = dims.iter().product::<usize>() / c;
+        let x: Vec<f32> = p.data(count * c).iter().map(|v| 2.0 * v + offset).collect();
+        let (xc, xg) = p.up(dims, &x);
+        let (gc, gg) = p.rand(&[c]);
+        let (bc, bg) = p.rand(&[c]);
+        let (dyc, dyg) = p.rand(dims);
+        let running_var: Vec<f32> = p.data(c).iter().map(|v| 1.0 + 0.5 * v).collect();
+        let (mut rvc, mut rvg) = p.up(&[c], &running_var);
+        let (mut rmc, mut rmg) = p.rand(&[c]);
+
+        let case = format!("batch_norm_train {dims:?} offset {offset}");
+        let oc = p.cpu.batch_norm_train(&xc, &gc, &bc, 1e-5).expect("cpu train");
+        let og = p.gpu.batch_norm_train(&xg, &gg, &bg, 1e-5).expect("gpu train");
+        assert_close(&format!("{case}: y"), &oc.y, &og.y, &p);
+        assert_close(&format!("{case}: mean"), &oc.mean, &og.mean, &p);
+        assert_close(&format!("{case}: var"), &oc.var, &og.var, &p);
+        assert_close(&format!("{case}: invstd"), &oc.invstd, &og.invstd, &p);
+        let (dxc, dgc, dbc) = p
+            .cpu
+            .batch_norm_train_backward(&dyc, &xc, &gc, &oc.mean, &oc.invstd)
+            .expect("cpu train backward");
+        let (dxg, dgg, dbg) = p
+            .gpu
+            .batch_norm_train_backward(&dyg, &xg, &gg, &og.mean, &og.invstd)
+            .expect("gpu train backward");
+        assert_close(&format!("{case}: dx"), &dxc, &dxg, &p);
+        assert_close(&format!("{case}: dgamma"), &dgc, &dgg, &p);
+        assert_close(&format!("{case}: dbeta"), &dbc, &dbg, &p);
+
+        // the running update, on the GPU without a readback, twice in one encoder
+        for _ in 0..2 {
+            p.cpu
+                .batch_norm_update_running(&mut rmc, &mut rvc, &oc.mean, &oc.var, count, 0.1)
+                .expect("cpu update");
+            p.gpu
+                .batch_norm_update_running(&mut rmg, &mut rvg, &og.mean, &og.var, count, 0.1)
+                .expect("gpu update");
+        }
+        assert_close(&format!("{case}: running mean"), &rmc, &rmg, &p);
+        assert_close(&format!("{case}: running var"), &rvc, &rvg, &p);
+
+        let case = format!("batch_norm_eval {dims:?} offset {offset}");
+        let oc = p
+            .cpu
+            .batch_norm_eval(&xc, &gc, &bc, &rmc, &rvc, 1e-5)
+            .expect("cpu eval");
+        let og = p
+            .gpu
+            .batch_norm_eval(&xg, &gg, &bg, &rmg, &rvg, 1e-5)
+            .expect("gpu eval");
+        assert_close(&format!("{case}: y"), &oc.y, &og.y, &p);
+        assert_close(&format!("{case}: mean"), &oc.mean, &og.mean, &p);
+        assert_close(&format!("{case}: var"), &oc.var, &og.var, &p);
+        assert_close(&format!("{case}: invstd"), &oc.invstd, &og.invstd, &p);
+        let (dxc, dgc, dbc) = p
+            .cpu
+            .batch_norm_eval_backward(&dyc, &xc, &gc, &oc.mean, &oc.invstd)
+            .expect("cpu eval backward");
+        let (dxg, dgg, dbg) = p
+            .gpu
+            .batch_norm_eval_backward(&dyg, &xg, &gg, &og.mean, &og.invstd)
+            .expect("gpu eval backward");
+        assert_close(&format!("{case}: dx"), &dxc, &dxg, &p);
+        assert_close(&format!("{case}: dgamma"), &dgc, &dgg, &p);
+        assert_close(&format!("{case}: dbeta"), &dbc, &dbg, &p);
+    }
+}
+
 // ---- linear --------------------------------------------------------------------------------
 
 #[test]
@@ -643,6 +729,47 @@ fn shape_errors_match_the_cpu_backend() {
     };
     let ec = p.cpu.max_pool2d(&xc, pp).err().expect("cpu must reject");
     let eg = p.gpu.max_pool2d(&xg, pp).err().expect("gpu must reject");
+    assert_eq!(ec.to_string(), eg.to_string());
+
+    // batch norm: gamma of the wrong length, x of rank 3, a running update of another length
+    let (g4c, g4g) = p.rand(&[4]);
+    let (g3c, g3g) = p.rand(&[3]);
+    let ec = p
+        .cpu
+        .batch_norm_train(&xc, &g4c, &g3c, 1e-5)
+        .err()
+        .expect("cpu must reject");
+    let eg = p
+        .gpu
+        .batch_norm_train(&xg, &g4g, &g3g, 1e-5)
+        .err()
+        .expect("gpu must reject");
+    assert_eq!(ec.to_string(), eg.to_string());
+    assert!(ec.to_string().starts_with("batch_norm_train:"), "{ec}");
+    let (r3c, r3g) = p.rand(&[2, 3, 4]);
+    let ec = p
+        .cpu
+        .batch_norm_eval(&r3c, &g3c, &g3c, &g3c, &g3c, 1e-5)
+        .err()
+        .expect("cpu must reject");
+    let eg = p
+        .gpu
+        .batch_norm_eval(&r3g, &g3g, &g3g, &g3g, &g3g, 1e-5)
+        .err()
+        .expect("gpu must reject");
+    assert_eq!(ec.to_string(), eg.to_string());
+    let (mut m3c, mut m3g) = p.rand(&[3]);
+    let (mut v3c, mut v3g) = p.rand(&[3]);
+    let ec = p
+        .cpu
+        .batch_norm_update_running(&mut m3c, &mut v3c, &g4c, &g3c, 10, 0.1)
+        .err()
+        .expect("cpu must reject");
+    let eg = p
+        .gpu
+        .batch_norm_update_running(&mut m3g, &mut v3g, &g4g, &g3g, 10, 0.1)
+        .err()
+        .expect("gpu must reject");
     assert_eq!(ec.to_string(), eg.to_string());
 
     // a CPU tensor given to the GPU backend is an error, not a panic

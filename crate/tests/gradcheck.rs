@@ -5,12 +5,12 @@
 //! dL/dx, compared with central differences (L(x+h·e) - L(x-h·e)) / 2h at sampled elements.
 #![cfg(not(target_arch = "wasm32"))]
 
-use cnn_playground::autograd::Tape;
+use cnn_playground::autograd::{Tape, Var};
 use cnn_playground::backend::cpu::CpuBackend;
 use cnn_playground::backend::gpu::GpuBackend;
 use cnn_playground::backend::{Activation, Backend, Conv2dParams, ConvTransposeParams, PoolParams, UpsampleMode};
 use cnn_playground::data::Rng;
-use cnn_playground::nn::{Model, ParamStore};
+use cnn_playground::nn::{Model, ParamKind, ParamStore};
 use cnn_playground::spec::ModelSpec;
 use cnn_playground::tensor::{Indices, Shape, Tensor};
 
@@ -166,6 +166,100 @@ fn ops_match_finite_differences(be: &dyn Backend) {
         let dx = read(be, &be.upsample2d_backward(&dy, &Shape::new(&xs), scale, mode).unwrap());
         let f = |v: &[f32]| read(be, &be.upsample2d(&up(be, &xs, v), scale, mode).unwrap());
         check(&format!("upsample {mode:?} x{scale}"), be, &x, &dx, &f, &r, 1e-2);
+    }
+    // batch norm on (N,C,H,W) and (N,C), both modes: dx, dgamma, dbeta. In training mode
+    // the batch statistics move with x, so dx differs from the eval-mode one.
+    for dims in [vec![2, 3, 4, 5], vec![6, 4]] {
+        let c = dims[1];
+        let numel: usize = dims.iter().product();
+        let x = rand(&mut rng, numel);
+        let gamma: Vec<f32> = rand(&mut rng, c).iter().map(|v| 1.0 + 0.5 * v).collect();
+        let beta = rand(&mut rng, c);
+        let rmean = rand(&mut rng, c);
+        let rvar: Vec<f32> = rand(&mut rng, c).iter().map(|v| 1.0 + 0.5 * v).collect();
+        let r = rand(&mut rng, numel);
+        let dy = up(be, &dims, &r);
+        let (xt, gt) = (up(be, &dims, &x), up(be, &[c], &gamma));
+        let train = |xv: &[f32], gv: &[f32], bv: &[f32]| {
+            let out = be
+                .batch_norm_train(&up(be, &dims, xv), &up(be, &[c], gv), &up(be, &[c], bv), 1e-5)
+                .unwrap();
+            read(be, &out.y)
+        };
+        let out = be.batch_norm_train(&xt, &gt, &up(be, &[c], &beta), 1e-5).unwrap();
+        let (dx, dg, db) = be
+            .batch_norm_train_backward(&dy, &xt, &gt, &out.mean, &out.invstd)
+            .unwrap();
+        let what = format!("batch_norm_train {dims:?}");
+        check(
+            &format!("{what} dx"),
+            be,
+            &x,
+            &read(be, &dx),
+            &|v| train(v, &gamma, &beta),
+            &r,
+            1e-2,
+        );
+        check(
+            &format!("{what} dgamma"),
+            be,
+            &gamma,
+            &read(be, &dg),
+            &|v| train(&x, v, &beta),
+            &r,
+            1e-2,
+        );
+        check(
+            &format!("{what} dbeta"),
+            be,
+            &beta,
+            &read(be, &db),
+            &|v| train(&x, &gamma, v),
+            &r,
+            1e-2,
+        );
+
+        let (rm, rv) = (up(be, &[c], &rmean), up(be, &[c], &rvar));
+        let eval = |xv: &[f32], gv: &[f32], bv: &[f32]| {
+            let out = be
+                .batch_norm_eval(&up(be, &dims, xv), &up(be, &[c], gv), &up(be, &[c], bv), &rm, &rv, 1e-5)
+                .unwrap();
+            read(be, &out.y)
+        };
+        let out = be
+            .batch_norm_eval(&xt, &gt, &up(be, &[c], &beta), &rm, &rv, 1e-5)
+            .unwrap();
+        let (dx, dg, db) = be
+            .batch_norm_eval_backward(&dy, &xt, &gt, &out.mean, &out.invstd)
+            .unwrap();
+        let what = format!("batch_norm_eval {dims:?}");
+        check(
+            &format!("{what} dx"),
+            be,
+            &x,
+            &read(be, &dx),
+            &|v| eval(v, &gamma, &beta),
+            &r,
+            1e-2,
+        );
+        check(
+            &format!("{what} dgamma"),
+            be,
+            &gamma,
+            &read(be, &dg),
+            &|v| eval(&x, v, &beta),
+            &r,
+            1e-2,
+        );
+        check(
+            &format!("{what} dbeta"),
+            be,
+            &beta,
+            &read(be, &db),
+            &|v| eval(&x, &gamma, v),
+            &r,
+            1e-2,
+        );
     }
     // linear: x (5,7), w (3,7), b (3)
     {
@@ -337,6 +431,104 @@ fn tape_matches_finite_differences(be: &dyn Backend) {
     }
 }
 
+/// The tape's batch norm ops: x (4,2,3,3) -> conv2d (3 out, 3×3, padding 1) -> batch norm
+/// -> flatten -> linear -> cross entropy. Every parameter's gradient by backward against
+/// central differences of the loss, in training mode (the conv's gradients flow through
+/// the batch statistics; its bias gets none, since normalizing removes it) and in eval
+/// mode with running statistics from the store's buffers. Then the running update the
+/// caller applies with the statistics the training-mode op returned.
+fn tape_batch_norm_matches_finite_differences(be: &dyn Backend) {
+    let mut rng = Rng::new(5);
+    let mut params = ParamStore::default();
+    params.add(
+        "0.weight".into(),
+        ParamKind::ConvWeight,
+        up(be, &[3, 2, 3, 3], &rand(&mut rng, 54)),
+    );
+    params.add("0.bias".into(), ParamKind::Bias, up(be, &[3], &rand(&mut rng, 3)));
+    let gamma: Vec<f32> = rand(&mut rng, 3).iter().map(|v| 1.0 + 0.5 * v).collect();
+    params.add("1.weight".into(), ParamKind::BnWeight, up(be, &[3], &gamma));
+    params.add("1.bias".into(), ParamKind::BnBias, up(be, &[3], &rand(&mut rng, 3)));
+    params.add(
+        "3.weight".into(),
+        ParamKind::LinearWeight,
+        up(be, &[4, 27], &rand(&mut rng, 108)),
+    );
+    params.add("3.bias".into(), ParamKind::Bias, up(be, &[4], &rand(&mut rng, 4)));
+    let rm = params.add_buffer("1.running_mean".into(), up(be, &[3], &rand(&mut rng, 3)));
+    let rv = params.add_buffer("1.running_var".into(), up(be, &[3], &[0.5, 1.0, 2.0]));
+    let x = rand(&mut rng, 72);
+    let labels = [0u32, 3, 1, 2];
+    let conv = Conv2dParams { stride: 1, padding: 1 };
+    let run = |params: &ParamStore, training: bool, want_grads: bool| {
+        let y = be.upload_indices(Shape::new(&[4]), &labels).unwrap();
+        let mut tape = Tape::new(be, params);
+        let xv = tape.input(up(be, &[4, 2, 3, 3], &x));
+        let p: Vec<Var> = (0..6).map(|i| tape.param(i)).collect();
+        let h = tape.conv2d(xv, p[0], p[1], conv).unwrap();
+        let (h, stats) = if training {
+            let out = tape.batch_norm_train(h, p[2], p[3], 1e-5).unwrap();
+            (out.y, Some((out.mean, out.var)))
+        } else {
+            let (rmean, rvar) = (&params.buffers[rm].value, &params.buffers[rv].value);
+            (tape.batch_norm_eval(h, p[2], p[3], rmean, rvar, 1e-5).unwrap(), None)
+        };
+        let h = tape.reshape(h, Shape::new(&[4, 27])).unwrap();
+        let z = tape.linear(h, p[4], p[5]).unwrap();
+        let out = tape.cross_entropy(z, &y).unwrap();
+        let loss = read(be, tape.value(out.loss))[0] as f64;
+        let grads = want_grads.then(|| tape.backward(out.loss).unwrap());
+        (loss, grads, stats)
+    };
+    for training in [true, false] {
+        let (_, grads, _) = run(&params, training, true);
+        let grads: Vec<Vec<f32>> = grads
+            .unwrap()
+            .iter()
+            .map(|g| read(be, g.as_ref().expect("every parameter gets a gradient")))
+            .collect();
+        for (pi, g) in grads.iter().enumerate() {
+            let base = read(be, &params.params[pi].value);
+            let dims = params.params[pi].value.dims().to_vec();
+            for i in (0..base.len()).step_by((base.len() / 4).max(1)) {
+                let mut bump = |delta: f32| {
+                    let mut v = base.clone();
+                    v[i] += delta;
+                    params.params[pi].value = up(be, &dims, &v);
+                    run(&params, training, false).0
+                };
+                let h = 1e-3;
+                let numeric = (bump(h) - bump(-h)) / (2.0 * h as f64);
+                params.params[pi].value = up(be, &dims, &base);
+                let a = g[i] as f64;
+                assert!(
+                    (numeric - a).abs() <= 2e-2 * numeric.abs().max(0.1),
+                    "{} training {training}: param {} [{i}]: analytic {a} vs numeric {numeric}",
+                    be.name(),
+                    params.params[pi].name
+                );
+            }
+        }
+    }
+    // The caller's running update, once the tape has let go of the store.
+    let (_, _, stats) = run(&params, true, false);
+    let (mean, var) = stats.expect("training mode returns the batch statistics");
+    let (before_m, before_v) = (read(be, &params.buffers[rm].value), read(be, &params.buffers[rv].value));
+    let (bm, bv) = (read(be, &mean), read(be, &var));
+    let [running_mean, running_var] = &mut params.buffers[..] else {
+        panic!("two buffers")
+    };
+    be.batch_norm_update_running(&mut running_mean.value, &mut running_var.value, &mean, &var, 36, 0.1)
+        .unwrap();
+    let (after_m, after_v) = (read(be, &running_mean.value), read(be, &running_var.value));
+    for ch in 0..3 {
+        let want_m = 0.9 * before_m[ch] + 0.1 * bm[ch];
+        let want_v = 0.9 * before_v[ch] + 0.1 * bv[ch] * 36.0 / 35.0;
+        assert!((after_m[ch] - want_m).abs() < 1e-5, "{} running mean {ch}", be.name());
+        assert!((after_v[ch] - want_v).abs() < 1e-5, "{} running var {ch}", be.name());
+    }
+}
+
 fn gpu() -> Option<GpuBackend> {
     match pollster::block_on(GpuBackend::request()) {
         Ok(g) => Some(g),
@@ -368,5 +560,17 @@ fn gpu_ops_match_finite_differences() {
 fn gpu_tape_matches_finite_differences() {
     if let Some(g) = gpu() {
         tape_matches_finite_differences(&g);
+    }
+}
+
+#[test]
+fn cpu_tape_batch_norm_matches_finite_differences() {
+    tape_batch_norm_matches_finite_differences(&CpuBackend::new());
+}
+
+#[test]
+fn gpu_tape_batch_norm_matches_finite_differences() {
+    if let Some(g) = gpu() {
+        tape_batch_norm_matches_finite_differences(&g);
     }
 }
