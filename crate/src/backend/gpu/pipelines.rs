@@ -19,6 +19,7 @@ pub(super) enum Shader {
     Loss,
     Optim,
     Upsample,
+    Regularize,
 }
 
 impl Shader {
@@ -31,6 +32,7 @@ impl Shader {
             Shader::Loss => include_str!("../../../../shaders/loss.wgsl"),
             Shader::Optim => include_str!("../../../../shaders/optim.wgsl"),
             Shader::Upsample => include_str!("../../../../shaders/upsample.wgsl"),
+            Shader::Regularize => include_str!("../../../../shaders/regularize.wgsl"),
         }
     }
 
@@ -43,6 +45,7 @@ impl Shader {
             Shader::Loss => "loss.wgsl",
             Shader::Optim => "optim.wgsl",
             Shader::Upsample => "upsample.wgsl",
+            Shader::Regularize => "regularize.wgsl",
         }
     }
 }
