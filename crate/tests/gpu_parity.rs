@@ -450,13 +450,11 @@ fn regularization_ops_match_cpu_past_a_million_elements() {
     let ec = p
         .cpu
         .l1_l2_penalty(&wc, 1.0, 1.0, &mut bad_c)
-        .err()
-        .expect("cpu must reject");
+        .expect_err("cpu must reject");
     let eg = p
         .gpu
         .l1_l2_penalty(&wg, 1.0, 1.0, &mut bad_g)
-        .err()
-        .expect("gpu must reject");
+        .expect_err("gpu must reject");
     assert_eq!(ec.to_string(), eg.to_string());
 }
 

@@ -292,7 +292,7 @@ fn l1_changed_mid_run_acts_from_the_next_step() {
     t.set_config(proximal).unwrap();
     pollster::block_on(t.step(5)).unwrap();
     let params = host_params(&t);
-    assert!(params[0].1.iter().any(|v| *v == 0.0), "first conv has no exact zeros");
+    assert!(params[0].1.contains(&0.0), "first conv has no exact zeros");
     let others: usize = params[1..]
         .iter()
         .map(|(_, d)| d.iter().filter(|v| **v == 0.0).count())
