@@ -2,6 +2,8 @@
 //   SGD with momentum (PyTorch): v = momentum·v + g;  p -= lr·v
 //   Adam (PyTorch): m = β1·m + (1-β1)·g;  v = β2·v + (1-β2)·g²
 //                   p -= lr · (m / bc1) / (sqrt(v / bc2) + eps),  bc = 1 - β^t
+//   AdamW (PyTorch): first p *= 1 - lr·weight_decay (decoupled decay), then Adam;
+//                   weight_decay = 0 is plain Adam
 
 struct OptimParams {
     count: u32,
@@ -12,6 +14,8 @@ struct OptimParams {
     eps: f32,
     bc1: f32,   // 1 - beta1^t, computed on the host
     bc2: f32,   // 1 - beta2^t
+    weight_decay: f32,   // AdamW's decoupled decay, 0 for Adam and SGD
+    _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: OptimParams;
@@ -46,5 +50,6 @@ fn optim_adam(@builtin(global_invocation_id) gid: vec3<u32>,
     v[i] = v1;
     let m_hat = m1 / p.bc1;
     let v_hat = v1 / p.bc2;
-    param[i] = param[i] - p.lr * m_hat / (sqrt(v_hat) + p.eps);
+    let decayed = param[i] * (1.0 - p.lr * p.weight_decay);
+    param[i] = decayed - p.lr * m_hat / (sqrt(v_hat) + p.eps);
 }

@@ -10,13 +10,19 @@ use crate::backend::{select, Backend, BackendChoice, Device};
 use crate::data::mnist::Sampler;
 use crate::data::{Mnist, Rng};
 use crate::error::{Error, Result};
-use crate::nn::{Mode, Model, Optimizer, OptimizerKind, ParamStore};
+use crate::nn::{L1Mode, Mode, Model, Optimizer, OptimizerKind, ParamStore, RegTarget, Regularizer};
 use crate::spec::{DropoutScaling, ModelSpec};
 use crate::tensor::Shape;
 
 /// Hyperparameters and run settings. Every field is optional in JSON; unknown fields are
-/// refused. Rates, batch size and optimizer apply from the next step; seed and backend
-/// need a rebuild.
+/// refused. Rates, batch size, optimizer and regularization apply from the next step; seed
+/// and backend need a rebuild.
+///
+/// Regularization (semantics in nn/regularize.rs): `l1`·Σ|w| and (`l2`/2)·Σw² over the
+/// parameters picked by `l1_target` / `l2_target`, added to the mean data loss; `l1_mode`
+/// says whether L1 acts through the gradient or as a proximal soft threshold after the
+/// update. `weight_decay` is AdamW's decoupled decay (PyTorch's default 0.01), used only
+/// when `optimizer` is "adamw".
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
@@ -33,6 +39,12 @@ pub struct TrainConfig {
     pub dropout_p: Option<f32>,
     /// Overrides every dropout layer's scaling while set.
     pub dropout_scaling: Option<DropoutScaling>,
+    pub l1: f32,
+    pub l2: f32,
+    pub l1_target: RegTarget,
+    pub l2_target: RegTarget,
+    pub l1_mode: L1Mode,
+    pub weight_decay: f32,
 }
 
 impl Default for TrainConfig {
@@ -47,6 +59,12 @@ impl Default for TrainConfig {
             train_mode: Mode::Train,
             dropout_p: None,
             dropout_scaling: None,
+            l1: 0.0,
+            l2: 0.0,
+            l1_target: RegTarget::Weights,
+            l2_target: RegTarget::Weights,
+            l1_mode: L1Mode::Penalty,
+            weight_decay: 0.01,
         }
     }
 }
@@ -112,7 +130,26 @@ impl TrainConfig {
                 });
             }
         }
+        for (field, value) in [("l1", self.l1), ("l2", self.l2), ("weight_decay", self.weight_decay)] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(Error::Config {
+                    field,
+                    problem: format!("must be finite and at least 0, got {value}"),
+                });
+            }
+        }
         Ok(())
+    }
+
+    /// The regularization this config asks for.
+    pub fn regularizer(&self) -> Regularizer {
+        Regularizer {
+            l1: self.l1,
+            l2: self.l2,
+            l1_target: self.l1_target,
+            l2_target: self.l2_target,
+            l1_mode: self.l1_mode,
+        }
     }
 }
 
@@ -129,7 +166,11 @@ pub enum Phase {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Report {
     pub step: u64,
+    /// The data loss (mean cross-entropy), without the regularization term.
     pub loss: f32,
+    /// The regularization term l1·Σ|w| + (l2/2)·Σw² of the weights each step's forward pass
+    /// used, averaged over the steps like the loss; 0 when no regularizer is on.
+    pub penalty: f32,
     pub accuracy: f32,
     pub phase: Phase,
     pub diverged_at: Option<u64>,
@@ -275,8 +316,8 @@ impl Trainer {
         }
     }
 
-    /// Applies rates, batch size and optimizer from the next step without a reset. Seed and
-    /// backend changes need a new Trainer and are refused here.
+    /// Applies rates, batch size, optimizer and regularization from the next step without a
+    /// reset. Seed and backend changes need a new Trainer and are refused here.
     pub fn set_config(&mut self, config: TrainConfig) -> Result<()> {
         config.validate()?;
         if config.seed != self.config.seed {
@@ -300,10 +341,12 @@ impl Trainer {
     /// the run is marked diverged and further calls train no more.
     pub async fn step(&mut self, n: usize) -> Result<Report> {
         if self.phase == Phase::Diverged || n == 0 {
-            return Ok(self.report(f32::NAN, f32::NAN));
+            return Ok(self.report(f32::NAN, f32::NAN, f32::NAN));
         }
         let be = self.device.backend();
+        let reg = self.config.regularizer();
         let mut loss_sum = be.zeros(Shape::new(&[1]))?;
+        let mut penalty_sum = be.zeros(Shape::new(&[1]))?;
         let mut correct_sum = be.zeros(Shape::new(&[1]))?;
         let mut seen = 0usize;
         for _ in 0..n {
@@ -311,7 +354,7 @@ impl Trainer {
             let batch = self.data.batch(&idx);
             let x = be.upload(Shape::new(&[batch.n, 1, self.data.rows, self.data.cols]), &batch.images)?;
             let y = be.upload_indices(Shape::new(&[batch.n]), &batch.labels)?;
-            let grads = {
+            let mut grads = {
                 let mut tape = Tape::new(be, &self.params);
                 let xv = tape.input(x);
                 let logits = *self.model.forward(&mut tape, xv)?.last().ok_or_else(no_layers)?;
@@ -320,27 +363,38 @@ impl Trainer {
                 be.add_assign(&mut correct_sum, &out.correct)?;
                 tape.backward(out.loss)?
             };
+            // regularization: penalty and gradient terms before the update, proximal L1 after
+            let proximal = reg.before_update(be, &self.params, &mut grads, &mut penalty_sum)?;
+            let c = &self.config;
             self.optimizer
-                .step(be, &mut self.params, grads, self.config.lr, self.config.momentum)?;
+                .step(be, &mut self.params, grads, c.lr, c.momentum, c.weight_decay)?;
+            Regularizer::after_update(be, &mut self.params, &proximal, c.lr)?;
             self.step += 1;
             seen += batch.n;
         }
         be.flush()?;
         let loss = be.read(&loss_sum).await?.first().copied().unwrap_or(f32::NAN) / n as f32;
         let correct = be.read(&correct_sum).await?.first().copied().unwrap_or(0.0);
-        if !loss.is_finite() {
+        // Read only when a regularizer is on: an unregularized run reads back nothing more.
+        let penalty = if reg.is_active() {
+            be.read(&penalty_sum).await?.first().copied().unwrap_or(f32::NAN) / n as f32
+        } else {
+            0.0
+        };
+        if !(loss.is_finite() && penalty.is_finite()) {
             self.phase = Phase::Diverged;
             self.diverged_at = Some(self.step);
         } else {
             self.phase = Phase::Running;
         }
-        Ok(self.report(loss, correct / seen.max(1) as f32))
+        Ok(self.report(loss, penalty, correct / seen.max(1) as f32))
     }
 
-    fn report(&self, loss: f32, accuracy: f32) -> Report {
+    fn report(&self, loss: f32, penalty: f32, accuracy: f32) -> Report {
         Report {
             step: self.step,
             loss,
+            penalty,
             accuracy,
             phase: self.phase,
             diverged_at: self.diverged_at,

@@ -489,12 +489,14 @@ fn sgd_and_adam_steps_match_cpu() {
     let (mut pc, mut pg) = p.rand(&dims);
     let zeros = |b: &dyn Backend| b.zeros(Shape::new(&dims)).expect("zeros");
     let (mut mc, mut mg, mut vc, mut vg) = (zeros(&p.cpu), zeros(&p.gpu), zeros(&p.cpu), zeros(&p.gpu));
-    for t in 1..=3 {
+    for t in 1..=4 {
+        // t = 3 and 4: AdamW's decoupled decay
         let h = AdamHyper {
             lr: 0.01,
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
+            weight_decay: if t > 2 { 0.1 } else { 0.0 },
             t,
         };
         let (gc, gg) = p.rand(&dims);
@@ -504,6 +506,50 @@ fn sgd_and_adam_steps_match_cpu() {
         assert_close(&format!("adam t={t}: m"), &mc, &mg, &p);
         assert_close(&format!("adam t={t}: v"), &vc, &vg, &p);
     }
+}
+
+// ---- regularization -------------------------------------------------------------------------
+
+#[test]
+fn regularization_ops_match_cpu_past_a_million_elements() {
+    // Sizes: one element, one partial workgroup, several workgroups, and 1.2 M, past the
+    // 256·1024 elements where pass 1's threads start to loop (grid stride).
+    let Some(mut p) = pair(18) else { return };
+    for n in [1usize, 200, 5000, 1_200_000] {
+        let mut data = p.data(n);
+        for v in data.iter_mut().step_by(7) {
+            *v = 0.0; // exact zeros: sign(0) = 0
+        }
+        let (wc, wg) = p.up(&[n], &data);
+        let (mut ac, mut ag) = p.up(&[1], &[0.25]);
+        for (l1, l2) in [(1e-3, 0.0), (0.0, 5e-4), (2e-3, 1e-2)] {
+            p.cpu.l1_l2_penalty(&wc, l1, l2, &mut ac).expect("cpu penalty");
+            p.gpu.l1_l2_penalty(&wg, l1, l2, &mut ag).expect("gpu penalty");
+        }
+        assert_close(&format!("n={n}: accumulated penalty"), &ac, &ag, &p);
+        let (mut gc, mut gg) = p.rand(&[n]);
+        p.cpu.l1_l2_grad(&mut gc, &wc, 0.01, 0.1).expect("cpu grad");
+        p.gpu.l1_l2_grad(&mut gg, &wg, 0.01, 0.1).expect("gpu grad");
+        assert_close(&format!("n={n}: grad"), &gc, &gg, &p);
+        let (mut sc, mut sg) = p.up(&[n], &data);
+        p.cpu.soft_threshold(&mut sc, 0.3).expect("cpu soft threshold");
+        p.gpu.soft_threshold(&mut sg, 0.3).expect("gpu soft threshold");
+        assert_close(&format!("n={n}: soft threshold"), &sc, &sg, &p);
+        let zeros = |b: &dyn Backend, t: &Tensor| read(b, t).iter().filter(|v| **v == 0.0).count();
+        assert_eq!(zeros(&p.cpu, &sc), zeros(&p.gpu, &sg), "n={n}: exact zeros");
+    }
+    // the accumulator must be a scalar, with the CPU's message
+    let (wc, wg) = p.rand(&[4]);
+    let (mut bad_c, mut bad_g) = p.rand(&[2]);
+    let ec = p
+        .cpu
+        .l1_l2_penalty(&wc, 1.0, 1.0, &mut bad_c)
+        .expect_err("cpu must reject");
+    let eg = p
+        .gpu
+        .l1_l2_penalty(&wg, 1.0, 1.0, &mut bad_g)
+        .expect_err("gpu must reject");
+    assert_eq!(ec.to_string(), eg.to_string());
 }
 
 // ---- GPU rules ------------------------------------------------------------------------------

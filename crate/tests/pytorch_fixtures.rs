@@ -518,13 +518,20 @@ fn optim_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> Case
     let steps = case["steps"].as_array().expect("steps array");
     assert_eq!(grads.len(), steps.len(), "case {n}: one gradient per step");
 
+    // sgd and adam: PyTorch's coupled weight decay, which is our L2 gradient term;
+    // adamw: the decoupled decay inside the step.
+    let weight_decay = hyper["weight_decay"].as_f64().unwrap_or(0.0) as f32;
     let mut p = up(b, &p0)?;
     let mut m = b.zeros(p0.shape())?;
     let mut v = b.zeros(p0.shape())?;
     for (g, step) in grads.iter().zip(steps) {
         let t = int(step, "t");
-        let g = up(b, g)?;
-        match case["kind"].as_str() {
+        let mut g = up(b, g)?;
+        let kind = case["kind"].as_str();
+        if kind != Some("adamw") && weight_decay != 0.0 {
+            b.l1_l2_grad(&mut g, &p, 0.0, weight_decay)?;
+        }
+        match kind {
             Some("sgd") => {
                 let h = SgdHyper {
                     lr: float(hyper, "lr"),
@@ -533,12 +540,13 @@ fn optim_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> Case
                 b.sgd_step(&mut p, &g, &mut v, h)?;
                 chk.tensor(b, n, &format!("v after step {t}"), &v, &tensor_of(&step["v"], "v"))?;
             }
-            Some("adam") => {
+            Some(adam @ ("adam" | "adamw")) => {
                 let h = AdamHyper {
                     lr: float(hyper, "lr"),
                     beta1: float(hyper, "beta1"),
                     beta2: float(hyper, "beta2"),
                     eps: float(hyper, "eps"),
+                    weight_decay: if adam == "adamw" { weight_decay } else { 0.0 },
                     t: t as u32,
                 };
                 b.adam_step(&mut p, &g, &mut m, &mut v, h)?;
@@ -548,6 +556,32 @@ fn optim_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> Case
             other => panic!("case {n}: unknown optimizer {other:?}"),
         }
         chk.tensor(b, n, &format!("p after step {t}"), &p, &tensor_of(&step["p"], "p"))?;
+    }
+    Ok(())
+}
+
+fn regularize_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> CaseResult {
+    let (l1, l2, t) = (float(case, "l1"), float(case, "l2"), float(case, "threshold"));
+    let w = up(b, &fref(case, "w"))?;
+    let mut acc = up(b, &fref(case, "acc0"))?;
+    b.l1_l2_penalty(&w, l1, l2, &mut acc)?;
+    chk.tensor(b, n, "penalty (acc0 + term)", &acc, &fref(case, "penalty"))?;
+    let mut g = up(b, &fref(case, "g"))?;
+    b.l1_l2_grad(&mut g, &w, l1, l2)?;
+    chk.tensor(b, n, "grad (g + term's gradient)", &g, &fref(case, "grad"))?;
+    let mut soft = up(b, &fref(case, "w"))?;
+    b.soft_threshold(&mut soft, t)?;
+    chk.tensor(b, n, "soft threshold", &soft, &fref(case, "soft"))?;
+    // exact zeros stay exact: the comparison's tolerance would let 1e-5 through
+    let got = pollster::block_on(b.read(&soft))?;
+    let want = fref(case, "soft");
+    let leaked = got
+        .iter()
+        .zip(&want.data)
+        .filter(|(g, w)| **w == 0.0 && **g != 0.0)
+        .count();
+    if leaked > 0 {
+        chk.fail(n, format!("soft threshold: {leaked} values should be exactly 0"));
     }
     Ok(())
 }
@@ -672,4 +706,9 @@ fn cross_entropy_matches_pytorch() {
 #[test]
 fn optimizers_match_pytorch() {
     check_all("optimizer", "optim.json", optim_case);
+}
+
+#[test]
+fn regularization_matches_pytorch() {
+    check_all("regularize", "regularize.json", regularize_case);
 }

@@ -56,6 +56,7 @@ fn the_op_families_all_have_a_shader_file() {
         "optim",
         "upsample",
         "batchnorm",
+        "regularize",
     ] {
         assert!(names.iter().any(|n| n == family), "shaders/{family}.wgsl is missing");
     }

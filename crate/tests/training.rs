@@ -1,5 +1,6 @@
 //! Training behaviour natively: seeded runs match across backends, the loss falls, settings
-//! change mid-run without a reset, divergence is reported, bad settings are refused.
+//! change mid-run without a reset, divergence is reported, bad settings are refused, and
+//! L1 / L2 / AdamW do what nn/regularize.rs and nn/optim.rs say.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
@@ -7,7 +8,7 @@ mod common;
 use cnn_playground::backend::cpu::CpuBackend;
 use cnn_playground::backend::gpu::GpuBackend;
 use cnn_playground::backend::Device;
-use cnn_playground::nn::OptimizerKind;
+use cnn_playground::nn::{L1Mode, OptimizerKind, ParamKind, RegTarget};
 use cnn_playground::trainer::Phase;
 use cnn_playground::{BackendChoice, ModelSpec, TrainConfig, Trainer};
 use common::{bars, TINY};
@@ -211,4 +212,250 @@ fn activation_probe_returns_every_layer_output_for_one_example() {
     assert!(e.contains("is not a conv2d layer"), "{e}");
     let e = pollster::block_on(t.layer_filters("nope")).unwrap_err().to_string();
     assert!(e.contains("no layer named \"nope\""), "{e}");
+}
+// ---- regularization ---------------------------------------------------------------------
+
+/// Host copies of the parameters a CPU trainer holds, with their kinds.
+fn host_params(t: &Trainer) -> Vec<(ParamKind, Vec<f32>)> {
+    t.params()
+        .params
+        .iter()
+        .map(|p| (p.kind, p.value.cpu().expect("cpu tensor").to_vec()))
+        .collect()
+}
+
+/// Σ|w| and Σw² over conv kernels and linear weights (the default target), in f64.
+fn weight_sums(t: &Trainer) -> (f64, f64) {
+    let mut sums = (0.0, 0.0);
+    for (kind, data) in host_params(t) {
+        if matches!(kind, ParamKind::ConvWeight | ParamKind::LinearWeight) {
+            sums.0 += data.iter().map(|v| f64::from(v.abs())).sum::<f64>();
+            sums.1 += data.iter().map(|v| f64::from(*v) * f64::from(*v)).sum::<f64>();
+        }
+    }
+    sums
+}
+
+fn exact_zeros(t: &Trainer) -> usize {
+    host_params(t)
+        .iter()
+        .map(|(_, d)| d.iter().filter(|v| **v == 0.0).count())
+        .sum()
+}
+
+fn close(got: f32, want: f64, what: &str) {
+    assert!(
+        (f64::from(got) - want).abs() <= 1e-4 * want.abs().max(1e-3),
+        "{what}: got {got}, want {want}"
+    );
+}
+
+#[test]
+fn proximal_l1_produces_exact_zeros_and_the_penalty_falls() {
+    let config = TrainConfig {
+        l1: 0.05,
+        l1_mode: L1Mode::Proximal,
+        momentum: 0.0,
+        ..cfg(16, 0.05, OptimizerKind::Sgd)
+    };
+    let mut t = cpu_trainer(config.clone());
+    let mut plain = cpu_trainer(TrainConfig { l1: 0.0, ..config });
+    let first = pollster::block_on(t.step(5)).unwrap();
+    pollster::block_on(plain.step(5)).unwrap();
+    let mut last = first.clone();
+    for _ in 0..6 {
+        let r = pollster::block_on(t.step(10)).unwrap();
+        assert!(
+            r.penalty < last.penalty,
+            "penalty rose from {} to {}",
+            last.penalty,
+            r.penalty
+        );
+        last = r;
+    }
+    pollster::block_on(plain.step(60)).unwrap();
+    let zeros = exact_zeros(&t);
+    let weights: usize = host_params(&t)
+        .iter()
+        .filter(|(k, _)| *k != ParamKind::Bias)
+        .map(|(_, d)| d.len())
+        .sum();
+    assert!(zeros * 4 > weights, "only {zeros} of {weights} weights are exactly 0");
+    assert_eq!(exact_zeros(&plain), 0, "without L1 no weight is exactly 0");
+    // biases are not targeted: none of them is zero
+    for (kind, data) in host_params(&t) {
+        if kind == ParamKind::Bias {
+            assert!(data.iter().all(|v| *v != 0.0), "a bias was thresholded");
+        }
+    }
+    // the reported penalty is l1·Σ|w| of the weights the step started from
+    let (sum_abs, _) = weight_sums(&t);
+    let r = pollster::block_on(t.step(1)).unwrap();
+    close(r.penalty, 0.05 * sum_abs, "penalty");
+}
+
+#[test]
+fn l2_shrinks_the_weight_norm_without_exact_zeros_and_the_loss_stays_the_data_loss() {
+    let base = cfg(16, 0.01, OptimizerKind::Adam);
+    let mut plain = cpu_trainer(base.clone());
+    let mut l2 = cpu_trainer(TrainConfig { l2: 0.05, ..base });
+    // Same seed, same weights: the first step's data loss is the same; the penalty is
+    // (l2/2)·Σw² of the starting weights, reported apart from it.
+    let (_, sum_sq) = weight_sums(&l2);
+    let (a, b) = (
+        pollster::block_on(plain.step(1)).unwrap(),
+        pollster::block_on(l2.step(1)).unwrap(),
+    );
+    assert_eq!(a.loss, b.loss, "the reported loss is the data loss alone");
+    assert_eq!(a.penalty, 0.0);
+    close(b.penalty, 0.025 * sum_sq, "penalty");
+    pollster::block_on(plain.step(60)).unwrap();
+    pollster::block_on(l2.step(60)).unwrap();
+    let (norm_plain, norm_l2) = (weight_sums(&plain).1.sqrt(), weight_sums(&l2).1.sqrt());
+    assert!(
+        norm_l2 < 0.8 * norm_plain,
+        "L2 norm {norm_l2} vs unregularized {norm_plain}"
+    );
+    assert_eq!(exact_zeros(&l2), 0, "L2 shrinks but makes no exact zeros");
+}
+
+#[test]
+fn l1_changed_mid_run_acts_from_the_next_step() {
+    let mut t = cpu_trainer(cfg(8, 0.01, OptimizerKind::Adam));
+    let r = pollster::block_on(t.step(3)).unwrap();
+    assert_eq!(r.penalty, 0.0);
+    let on = t
+        .config()
+        .merged_with_json(r#"{"l1":0.01,"l1_target":"first_conv"}"#)
+        .unwrap();
+    t.set_config(on).unwrap();
+    let first_conv: f64 = host_params(&t)[0].1.iter().map(|v| f64::from(v.abs())).sum();
+    let r = pollster::block_on(t.step(1)).unwrap();
+    assert_eq!(r.step, 4, "no reset");
+    close(r.penalty, 0.01 * first_conv, "first-conv L1 penalty");
+    // proximal from the next step on: the first layer gets exact zeros, nothing else does
+    let proximal = t
+        .config()
+        .merged_with_json(r#"{"l1":2.0,"l1_mode":"proximal"}"#)
+        .unwrap();
+    t.set_config(proximal).unwrap();
+    pollster::block_on(t.step(5)).unwrap();
+    let params = host_params(&t);
+    assert!(params[0].1.contains(&0.0), "first conv has no exact zeros");
+    let others: usize = params[1..]
+        .iter()
+        .map(|(_, d)| d.iter().filter(|v| **v == 0.0).count())
+        .sum();
+    assert_eq!(others, 0, "only the first conv is targeted");
+    let off = t.config().merged_with_json(r#"{"l1":0}"#).unwrap();
+    t.set_config(off).unwrap();
+    assert_eq!(pollster::block_on(t.step(1)).unwrap().penalty, 0.0);
+}
+
+#[test]
+fn adamw_decays_weights_more_than_adam() {
+    let adam = cfg(16, 0.01, OptimizerKind::Adam);
+    let mut a = cpu_trainer(adam.clone());
+    let mut w = cpu_trainer(TrainConfig {
+        optimizer: OptimizerKind::AdamW,
+        weight_decay: 2.0,
+        ..adam
+    });
+    let (ra, rw) = (
+        pollster::block_on(a.step(40)).unwrap(),
+        pollster::block_on(w.step(40)).unwrap(),
+    );
+    assert_eq!(rw.penalty, 0.0, "weight decay is not a penalty term");
+    assert!(rw.loss.is_finite() && ra.loss.is_finite());
+    let (na, nw) = (weight_sums(&a).1.sqrt(), weight_sums(&w).1.sqrt());
+    assert!(nw < 0.8 * na, "AdamW norm {nw} vs Adam {na}");
+}
+
+#[test]
+fn regularization_settings_are_validated_with_named_errors() {
+    let c = TrainConfig::from_json(
+        r#"{"optimizer":"adamw","l1":0.001,"l2":0.0005,"l1_target":"first_conv","l2_target":"all","l1_mode":"proximal"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        (c.optimizer, c.l1_target, c.l2_target, c.l1_mode, c.weight_decay),
+        (
+            OptimizerKind::AdamW,
+            RegTarget::FirstConv,
+            RegTarget::All,
+            L1Mode::Proximal,
+            0.01
+        )
+    );
+    for (json, want) in [
+        (r#"{"l1":-0.1}"#, "config: l1 must be finite and at least 0, got -0.1"),
+        (r#"{"l2":-1}"#, "config: l2 must be finite and at least 0"),
+        (
+            r#"{"weight_decay":-0.01}"#,
+            "config: weight_decay must be finite and at least 0",
+        ),
+        (r#"{"l1_target":"biases"}"#, "invalid train config"),
+        (r#"{"l1_mode":"lasso"}"#, "invalid train config"),
+        (r#"{"l2_target":"first-conv"}"#, "invalid train config"),
+    ] {
+        let e = TrainConfig::from_json(json).unwrap_err().to_string();
+        assert!(e.contains(want), "{json}: {e}");
+    }
+    let e = TrainConfig {
+        l2: f32::INFINITY,
+        ..TrainConfig::default()
+    }
+    .validate()
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("config: l2 must be finite"), "{e}");
+    let e = TrainConfig::default()
+        .merged_with_json(r#"{"l1":-1}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("config: l1"), "{e}");
+    // a refused change leaves the running config as it was
+    let mut t = cpu_trainer(cfg(8, 0.01, OptimizerKind::Adam));
+    let bad = TrainConfig {
+        l1: f32::NAN,
+        ..t.config().clone()
+    };
+    assert!(t.set_config(bad).unwrap_err().to_string().contains("l1"));
+    assert_eq!(t.config().l1, 0.0);
+}
+
+#[test]
+fn gpu_regularized_training_matches_cpu() {
+    let gpu = match pollster::block_on(GpuBackend::request()) {
+        Ok(g) => g,
+        Err(e) => {
+            println!("GPU: skipped, no adapter: {e}");
+            return;
+        }
+    };
+    let config = TrainConfig {
+        optimizer: OptimizerKind::AdamW,
+        l1: 0.2,
+        l1_mode: L1Mode::Proximal,
+        l1_target: RegTarget::Conv,
+        l2: 0.05,
+        l2_target: RegTarget::All,
+        ..cfg(8, 0.01, OptimizerKind::AdamW)
+    };
+    let mut on_gpu = trainer_on(Device::Gpu(gpu), config.clone());
+    let mut on_cpu = trainer_on(Device::Cpu(CpuBackend::new()), config);
+    for _ in 0..3 {
+        let (g, c) = (
+            pollster::block_on(on_gpu.step(2)).unwrap(),
+            pollster::block_on(on_cpu.step(2)).unwrap(),
+        );
+        for (what, on_g, on_c) in [("loss", g.loss, c.loss), ("penalty", g.penalty, c.penalty)] {
+            assert!(
+                (on_g - on_c).abs() <= 1e-3 * on_c.abs().max(1.0),
+                "step {}: gpu {what} {on_g} vs cpu {on_c}",
+                c.step
+            );
+        }
+        assert!(c.penalty > 0.0);
+    }
 }

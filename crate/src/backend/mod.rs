@@ -131,13 +131,16 @@ pub struct SgdHyper {
 }
 
 /// Adam (Kingma & Ba), PyTorch's convention. `t` is the 1-based step number used for the
-/// bias corrections.
+/// bias corrections. `weight_decay` is AdamW's decoupled decay (Loshchilov & Hutter,
+/// PyTorch's `torch.optim.AdamW`): p ← p·(1 - lr·weight_decay) before the Adam update; 0 is
+/// plain Adam.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamHyper {
     pub lr: f32,
     pub beta1: f32,
     pub beta2: f32,
     pub eps: f32,
+    pub weight_decay: f32,
     pub t: u32,
 }
 
@@ -322,8 +325,19 @@ pub trait Backend {
     fn add_assign(&self, acc: &mut Tensor, x: &Tensor) -> Result<()>;
     /// p, g, v same shape; updates p and the momentum buffer v in place
     fn sgd_step(&self, p: &mut Tensor, g: &Tensor, v: &mut Tensor, h: SgdHyper) -> Result<()>;
-    /// p, g, m, v same shape; updates p and both moment buffers in place
+    /// p, g, m, v same shape; updates p and both moment buffers in place (AdamW when
+    /// h.weight_decay > 0: p is first scaled by 1 - lr·weight_decay)
     fn adam_step(&self, p: &mut Tensor, g: &Tensor, m: &mut Tensor, v: &mut Tensor, h: AdamHyper) -> Result<()>;
+
+    // ---- regularization (nn/regularize.rs picks the parameters) -------------------------
+    /// w (any), acc (1): acc += l1·Σ|w| + (l2/2)·Σw²  (the penalty term added to the loss)
+    fn l1_l2_penalty(&self, w: &Tensor, l1: f32, l2: f32, acc: &mut Tensor) -> Result<()>;
+    /// g, w same shape: g += l1·sign(w) + l2·w, the penalty's gradient, with sign(0) = 0
+    /// (torch.sign; l2·w is PyTorch's coupled `weight_decay = l2`)
+    fn l1_l2_grad(&self, g: &mut Tensor, w: &Tensor, l1: f32, l2: f32) -> Result<()>;
+    /// w (any), in place: w = sign(w)·max(|w| - t, 0), the soft threshold (proximal step of
+    /// t·|w|, PyTorch's `F.softshrink(w, t)`): weights within t of zero become exactly zero
+    fn soft_threshold(&self, w: &mut Tensor, t: f32) -> Result<()>;
 }
 
 /// Which backend the user asked for.

@@ -2,13 +2,16 @@
 
 pub mod model;
 pub mod optim;
+pub mod regularize;
 
 pub use model::{Layer, Mode, Model};
 pub use optim::{Optimizer, OptimizerKind};
+pub use regularize::{L1Mode, RegTarget, Regularizer};
 
 use crate::tensor::Tensor;
 
-/// Which group a parameter belongs to (regularizers and the page's views pick by group).
+/// Which group a parameter belongs to (regularizers and the page's views pick by group;
+/// `regularize::group` maps kinds to the groups regularizers know, new kinds to "other").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ParamKind {
     ConvWeight,

@@ -1,5 +1,11 @@
 //! Optimizers: the update rule lives in the backend (`sgd_step`, `adam_step`); this keeps the
 //! per-parameter state and the step count. Switching kind mid-run starts fresh state.
+//!
+//! AdamW is Adam with decoupled weight decay, as PyTorch's `torch.optim.AdamW`: each step
+//! first scales every parameter it updates by (1 - lr·weight_decay), then takes the Adam
+//! step. It decays every parameter with a gradient, biases included, as PyTorch does for a
+//! single parameter group. `weight_decay` is ignored by SGD and Adam (their coupled decay
+//! is the L2 regularizer, nn/regularize.rs).
 
 use serde::{Deserialize, Serialize};
 
@@ -14,11 +20,13 @@ pub enum OptimizerKind {
     Sgd,
     #[default]
     Adam,
+    /// Serialized "adamw".
+    AdamW,
 }
 
 pub struct Optimizer {
     kind: OptimizerKind,
-    /// Per parameter: SGD's velocity, or Adam's (m, v).
+    /// Per parameter: SGD's velocity, or Adam's and AdamW's (m, v).
     state: Vec<(Tensor, Option<Tensor>)>,
     t: u32,
 }
@@ -43,7 +51,8 @@ impl Optimizer {
         }
     }
 
-    /// Applies one update to every parameter that has a gradient.
+    /// Applies one update to every parameter that has a gradient. `momentum` is SGD's,
+    /// `weight_decay` AdamW's; each kind ignores the other's.
     pub fn step(
         &mut self,
         be: &dyn Backend,
@@ -51,22 +60,27 @@ impl Optimizer {
         grads: Vec<Option<Tensor>>,
         lr: f32,
         momentum: f32,
+        weight_decay: f32,
     ) -> Result<()> {
         if self.state.is_empty() {
             for p in &params.params {
                 let first = be.zeros(p.value.shape.clone())?;
                 let second = match self.kind {
-                    OptimizerKind::Adam => Some(be.zeros(p.value.shape.clone())?),
+                    OptimizerKind::Adam | OptimizerKind::AdamW => Some(be.zeros(p.value.shape.clone())?),
                     OptimizerKind::Sgd => None,
                 };
                 self.state.push((first, second));
             }
         }
         self.t += 1;
+        let weight_decay = match self.kind {
+            OptimizerKind::AdamW => weight_decay,
+            OptimizerKind::Adam | OptimizerKind::Sgd => 0.0,
+        };
         for ((p, g), (m, v)) in params.params.iter_mut().zip(grads).zip(self.state.iter_mut()) {
             let Some(g) = g else { continue };
             match (self.kind, v) {
-                (OptimizerKind::Adam, Some(v)) => be.adam_step(
+                (OptimizerKind::Adam | OptimizerKind::AdamW, Some(v)) => be.adam_step(
                     &mut p.value,
                     &g,
                     m,
@@ -76,6 +90,7 @@ impl Optimizer {
                         beta1: 0.9,
                         beta2: 0.999,
                         eps: 1e-8,
+                        weight_decay,
                         t: self.t,
                     },
                 )?,

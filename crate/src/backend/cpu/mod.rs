@@ -71,6 +71,25 @@ fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
     Ok(())
 }
 
+/// Checks that an accumulator is a single number, shape (1).
+pub fn scalar_geometry(op: &'static str, acc: &Shape) -> Result<()> {
+    if acc.dims() != [1] {
+        return Err(shape_err(op, "the accumulator must have shape [1]", &[acc.dims()]));
+    }
+    Ok(())
+}
+
+/// torch.sign: -1, 0 or 1 (`f32::signum` would give 1 for +0).
+fn sign(x: f32) -> f32 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
 /// Checks x (N,C,H,W) against w (O,C,K,K) and b (O); returns (n, c, h, w, o, k, oh, ow).
 pub fn conv_geometry(op: &'static str, x: &Shape, w: &Shape, p: Conv2dParams) -> Result<[usize; 8]> {
     let (n, c, h, wd) = x.nchw(op)?;
@@ -1223,7 +1242,8 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    // m = β1·m + (1-β1)·g;  v = β2·v + (1-β2)·g²;  p -= lr · (m/(1-β1ᵗ)) / (sqrt(v/(1-β2ᵗ)) + eps)
+    // p *= 1 - lr·wd (AdamW);  m = β1·m + (1-β1)·g;  v = β2·v + (1-β2)·g²;
+    // p -= lr · (m/(1-β1ᵗ)) / (sqrt(v/(1-β2ᵗ)) + eps)
     fn adam_step(&self, p: &mut Tensor, g: &Tensor, m: &mut Tensor, v: &mut Tensor, h: AdamHyper) -> Result<()> {
         same_shape("adam_step", p, g)?;
         same_shape("adam_step", p, m)?;
@@ -1241,11 +1261,45 @@ impl Backend for CpuBackend {
         let vs = host_mut("adam_step", v)?;
         let ps = host_mut("adam_step", p)?;
         for i in 0..ps.len() {
+            ps[i] *= 1.0 - h.lr * h.weight_decay; // AdamW's decoupled decay; identity for Adam
             ms[i] = h.beta1 * ms[i] + (1.0 - h.beta1) * gs[i];
             vs[i] = h.beta2 * vs[i] + (1.0 - h.beta2) * gs[i] * gs[i];
             let mhat = ms[i] / bc1;
             let vhat = vs[i] / bc2;
             ps[i] -= h.lr * mhat / (vhat.sqrt() + h.eps);
+        }
+        Ok(())
+    }
+
+    // ---- regularization ------------------------------------------------------------------
+
+    // acc += l1·Σ|w| + (l2/2)·Σw², both sums in f64 so that this stays the accurate reference
+    fn l1_l2_penalty(&self, w: &Tensor, l1: f32, l2: f32, acc: &mut Tensor) -> Result<()> {
+        const OP: &str = "l1_l2_penalty";
+        scalar_geometry(OP, &acc.shape)?;
+        let ws = host(OP, w)?;
+        let sum_abs: f64 = ws.iter().map(|&x| f64::from(x.abs())).sum();
+        let sum_sq: f64 = ws.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+        let term = f64::from(l1) * sum_abs + 0.5 * f64::from(l2) * sum_sq;
+        host_mut(OP, acc)?[0] += term as f32;
+        Ok(())
+    }
+
+    // g += l1·sign(w) + l2·w
+    fn l1_l2_grad(&self, g: &mut Tensor, w: &Tensor, l1: f32, l2: f32) -> Result<()> {
+        const OP: &str = "l1_l2_grad";
+        same_shape(OP, g, w)?;
+        let ws = host(OP, w)?;
+        for (g, &w) in host_mut(OP, g)?.iter_mut().zip(ws) {
+            *g += l1 * sign(w) + l2 * w;
+        }
+        Ok(())
+    }
+
+    // w = sign(w)·max(|w| - t, 0)
+    fn soft_threshold(&self, w: &mut Tensor, t: f32) -> Result<()> {
+        for w in host_mut("soft_threshold", w)?.iter_mut() {
+            *w = sign(*w) * (w.abs() - t).max(0.0);
         }
         Ok(())
     }

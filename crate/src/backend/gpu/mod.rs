@@ -11,8 +11,8 @@
 //!
 //! Files: `context` gets a device, `pipelines` caches pipelines and layouts, `buffers` is
 //! the pool, `recorder` the encoder and arena; `conv`, `linear`, `pool`, `elementwise`,
-//! `loss`, `optim`, `upsample`, `batchnorm` and `concat` encode the ops of one shader family
-//! each.
+//! `loss`, `optim`, `upsample`, `batchnorm`, `concat` and `regularize` encode the ops of one
+//! shader family each.
 
 mod batchnorm;
 mod buffers;
@@ -26,6 +26,7 @@ mod optim;
 mod pipelines;
 mod pool;
 mod recorder;
+mod regularize;
 mod upsample;
 
 pub use buffers::GpuBuffer;
@@ -102,6 +103,7 @@ impl GpuBackend {
             upsample::KERNELS,
             batchnorm::KERNELS,
             concat::KERNELS,
+            regularize::KERNELS,
         ];
         for kernel in families.into_iter().flatten() {
             self.rec.prepare(kernel);
@@ -494,5 +496,19 @@ impl Backend for GpuBackend {
 
     fn adam_step(&self, p: &mut Tensor, g: &Tensor, m: &mut Tensor, v: &mut Tensor, h: AdamHyper) -> Result<()> {
         optim::adam(self, p, g, m, v, h)
+    }
+
+    // ---- regularization ----------------------------------------------------------------
+
+    fn l1_l2_penalty(&self, w: &Tensor, l1: f32, l2: f32, acc: &mut Tensor) -> Result<()> {
+        regularize::penalty(self, w, l1, l2, acc)
+    }
+
+    fn l1_l2_grad(&self, g: &mut Tensor, w: &Tensor, l1: f32, l2: f32) -> Result<()> {
+        regularize::grad(self, g, w, l1, l2)
+    }
+
+    fn soft_threshold(&self, w: &mut Tensor, t: f32) -> Result<()> {
+        regularize::soft_threshold(self, w, t)
     }
 }

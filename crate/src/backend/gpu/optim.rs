@@ -37,6 +37,9 @@ struct Params {
     eps: f32,
     bc1: f32,
     bc2: f32,
+    /// AdamW's decoupled decay (0 for SGD and plain Adam).
+    weight_decay: f32,
+    _pad: [u32; 3],
 }
 
 /// The CPU backend's check: each of `others` has p's shape.
@@ -60,6 +63,8 @@ pub(super) fn sgd(gpu: &GpuBackend, p: &mut Tensor, g: &Tensor, v: &mut Tensor, 
         eps: 0.0,
         bc1: 1.0,
         bc2: 1.0,
+        weight_decay: 0.0,
+        _pad: [0; 3],
     };
     let buffers = [
         gpu.tensor_buffer(OP, g)?,
@@ -69,7 +74,8 @@ pub(super) fn sgd(gpu: &GpuBackend, p: &mut Tensor, g: &Tensor, v: &mut Tensor, 
     gpu.dispatch(&SGD, &params, &buffers, p.numel())
 }
 
-/// p, g, m, v same shape; Adam with bias corrections 1 - β^t computed here (t ≥ 1)
+/// p, g, m, v same shape; Adam (AdamW when h.weight_decay > 0) with bias corrections 1 - β^t
+/// computed here (t ≥ 1)
 pub(super) fn adam(
     gpu: &GpuBackend,
     p: &mut Tensor,
@@ -96,6 +102,8 @@ pub(super) fn adam(
         eps: h.eps,
         bc1: 1.0 - h.beta1.powi(t),
         bc2: 1.0 - h.beta2.powi(t),
+        weight_decay: h.weight_decay,
+        _pad: [0; 3],
     };
     let buffers = [
         gpu.tensor_buffer(OP, g)?,

@@ -21,6 +21,7 @@ pub(super) enum Shader {
     Upsample,
     BatchNorm,
     Concat,
+    Regularize,
 }
 
 impl Shader {
@@ -35,6 +36,7 @@ impl Shader {
             Shader::Upsample => include_str!("../../../../shaders/upsample.wgsl"),
             Shader::BatchNorm => include_str!("../../../../shaders/batchnorm.wgsl"),
             Shader::Concat => include_str!("../../../../shaders/concat.wgsl"),
+            Shader::Regularize => include_str!("../../../../shaders/regularize.wgsl"),
         }
     }
 
@@ -49,6 +51,7 @@ impl Shader {
             Shader::Upsample => "upsample.wgsl",
             Shader::BatchNorm => "batchnorm.wgsl",
             Shader::Concat => "concat.wgsl",
+            Shader::Regularize => "regularize.wgsl",
         }
     }
 }

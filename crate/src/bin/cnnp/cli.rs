@@ -6,7 +6,9 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 use cnn_playground::backend::{self, BackendChoice, Device};
 use cnn_playground::data::Mnist;
-use cnn_playground::nn::OptimizerKind;
+use cnn_playground::nn::regularize::{first_conv, group, Group};
+use cnn_playground::nn::{L1Mode, OptimizerKind, RegTarget};
+use cnn_playground::probe::{weight_stats, WeightStats, NEAR_ZERO};
 use cnn_playground::{Error, ModelSpec, Result, TrainConfig, Trainer};
 
 const STANDARD_NET: &str = include_str!("../../../../presets/mnist-small.json");
@@ -44,6 +46,25 @@ enum Command {
         optimizer: Opt,
         #[arg(long, default_value_t = 0.9)]
         momentum: f32,
+        /// L1 strength: adds l1·Σ|w| to the mean loss (see --l1-target, --l1-mode).
+        #[arg(long, default_value_t = 0.0)]
+        l1: f32,
+        /// L2 strength: adds (l2/2)·Σw² to the mean loss (PyTorch's coupled weight_decay).
+        #[arg(long, default_value_t = 0.0)]
+        l2: f32,
+        /// Parameters L1 applies to: weights | conv | linear | first_conv | all.
+        #[arg(long, default_value = "weights", value_parser = parse_target)]
+        l1_target: RegTarget,
+        /// Parameters L2 applies to: weights | conv | linear | first_conv | all.
+        #[arg(long, default_value = "weights", value_parser = parse_target)]
+        l2_target: RegTarget,
+        /// penalty (subgradient in the gradient) or proximal (soft threshold by lr·l1 after
+        /// each update: exact zeros).
+        #[arg(long, default_value = "penalty", value_parser = parse_l1_mode)]
+        l1_mode: L1Mode,
+        /// AdamW's decoupled weight decay (used with --optimizer adamw only).
+        #[arg(long, default_value_t = 0.01)]
+        weight_decay: f32,
         #[arg(long, default_value_t = 1)]
         seed: u64,
         #[arg(long, value_enum, default_value = "auto")]
@@ -70,6 +91,17 @@ enum Command {
 enum Opt {
     Sgd,
     Adam,
+    Adamw,
+}
+
+/// Regularizer targets and modes are spelled as in the JSON config (serde is the one source).
+fn parse_target(s: &str) -> std::result::Result<RegTarget, String> {
+    serde_json::from_value(serde_json::Value::String(s.into()))
+        .map_err(|_| "expected weights, conv, linear, first_conv or all".into())
+}
+
+fn parse_l1_mode(s: &str) -> std::result::Result<L1Mode, String> {
+    serde_json::from_value(serde_json::Value::String(s.into())).map_err(|_| "expected penalty or proximal".into())
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -91,6 +123,12 @@ pub fn run() -> i32 {
             lr,
             optimizer,
             momentum,
+            l1,
+            l2,
+            l1_target,
+            l2_target,
+            l1_mode,
+            weight_decay,
             seed,
             backend,
             out,
@@ -102,6 +140,7 @@ pub fn run() -> i32 {
                 optimizer: match optimizer {
                     Opt::Sgd => OptimizerKind::Sgd,
                     Opt::Adam => OptimizerKind::Adam,
+                    Opt::Adamw => OptimizerKind::AdamW,
                 },
                 momentum,
                 seed,
@@ -110,6 +149,12 @@ pub fn run() -> i32 {
                     Choice::Cpu => BackendChoice::Cpu,
                     Choice::Gpu => BackendChoice::Webgpu,
                 },
+                l1,
+                l2,
+                l1_target,
+                l2_target,
+                l1_mode,
+                weight_decay,
                 ..TrainConfig::default()
             };
             pollster::block_on(train(
@@ -173,6 +218,7 @@ async fn train(spec_path: &Path, config: TrainConfig, limits: Limits, out: &Path
     println!("backend {} ({})", trainer.backend_name(), trainer.backend_reason());
     let start = Instant::now();
     let (mut last_print, mut last_step) = (Instant::now(), 0u64);
+    let mut penalty = 0.0f32;
     let chunk = 10u64;
     while trainer.steps_done() < steps {
         let n = chunk.min(steps - trainer.steps_done()) as usize;
@@ -181,12 +227,14 @@ async fn train(spec_path: &Path, config: TrainConfig, limits: Limits, out: &Path
             println!("diverged at step {} (loss is not finite); stopping", r.step);
             break;
         }
+        penalty = r.penalty;
         let elapsed = last_print.elapsed().as_secs_f64();
         if elapsed >= 2.0 || trainer.steps_done() >= steps {
             println!(
-                "step {:>6}  loss {:.4}  acc {:5.1}%  {:7.1} steps/s",
+                "step {:>6}  loss {:.4}  penalty {:.4}  acc {:5.1}%  {:7.1} steps/s",
                 r.step,
                 r.loss,
+                r.penalty,
                 100.0 * r.accuracy,
                 (r.step - last_step) as f64 / elapsed
             );
@@ -221,10 +269,28 @@ async fn train(spec_path: &Path, config: TrainConfig, limits: Limits, out: &Path
         trainer.steps_done(),
         seconds
     );
+    let (first, conv) = conv_weight_stats(&trainer).await?;
+    for (name, s) in [("first conv", &first), ("all conv", &conv)] {
+        println!(
+            "{name} kernels: {} weights, {:.1}% exactly 0, {:.1}% with |w| < {NEAR_ZERO:e}, L2 norm {:.4}",
+            s.count,
+            100.0 * s.zero_share(),
+            100.0 * s.near_zero_share(),
+            s.l2_norm
+        );
+    }
     std::fs::create_dir_all(out).map_err(|e| io_err(out, e))?;
+    let sparsity = |s: &WeightStats| {
+        serde_json::json!({
+            "count": s.count, "zero_share": s.zero_share(), "near_zero_share": s.near_zero_share(),
+            "near_zero_below": NEAR_ZERO, "l2_norm": s.l2_norm, "min": s.min, "max": s.max,
+        })
+    };
     let metrics = serde_json::json!({
         "train_loss": tr.val_loss, "train_accuracy": tr.val_accuracy, "train_examples": tr.examples,
         "val_loss": val.val_loss, "val_accuracy": val.val_accuracy, "val_examples": val.examples,
+        "penalty": penalty,
+        "weights": { "first_conv": sparsity(&first), "conv": sparsity(&conv) },
         "steps": trainer.steps_done(), "backend": trainer.backend_name(), "backend_reason": trainer.backend_reason(),
         "seconds": seconds, "config": config, "spec": trainer.spec(),
     });
@@ -233,6 +299,26 @@ async fn train(spec_path: &Path, config: TrainConfig, limits: Limits, out: &Path
     std::fs::write(&path, text).map_err(|e| io_err(&path, e))?;
     println!("wrote {}", path.display());
     Ok(())
+}
+
+/// Statistics of the first conv kernel and of all conv kernels together.
+async fn conv_weight_stats(trainer: &Trainer) -> Result<(WeightStats, WeightStats)> {
+    let be = trainer.backend();
+    be.flush()?;
+    let params = trainer.params();
+    let first = first_conv(params);
+    let (mut first_data, mut all) = (Vec::new(), Vec::new());
+    for (i, p) in params.params.iter().enumerate() {
+        if group(p.kind) != Group::ConvWeight {
+            continue;
+        }
+        let data = be.read(&p.value).await?;
+        if Some(i) == first {
+            first_data = data.clone();
+        }
+        all.extend(data);
+    }
+    Ok((weight_stats(&first_data), weight_stats(&all)))
 }
 
 async fn bench(steps: usize, batch: usize, data: Option<&Path>) -> Result<()> {
