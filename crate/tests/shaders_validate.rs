@@ -47,7 +47,16 @@ fn the_op_families_all_have_a_shader_file() {
         .iter()
         .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
         .collect();
-    for family in ["conv2d", "matmul", "pool", "elementwise", "loss", "optim", "upsample"] {
+    for family in [
+        "conv2d",
+        "matmul",
+        "pool",
+        "elementwise",
+        "loss",
+        "optim",
+        "upsample",
+        "concat",
+    ] {
         assert!(names.iter().any(|n| n == family), "shaders/{family}.wgsl is missing");
     }
 }
