@@ -540,3 +540,55 @@ impl<'a> Tape<'a> {
         Ok(pgrads)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cpu::CpuBackend;
+
+    #[test]
+    fn max_unpool_needs_a_max_pool_node_and_names_the_op() {
+        let be = CpuBackend::new();
+        let params = ParamStore::default();
+        let mut tape = Tape::new(&be, &params);
+        let x = tape.input(be.upload(Shape::new(&[1, 1, 4, 4]), &[1.0; 16]).unwrap());
+        let pool = PoolParams {
+            kernel: 2,
+            stride: 2,
+            padding: 0,
+        };
+        let avg = tape.avg_pool(x, pool).unwrap();
+        assert!(tape.pool_indices(avg).is_none());
+        let err = tape.max_unpool(avg, avg).expect_err("an avg pool has no switches");
+        assert!(err.to_string().starts_with("max_unpool: "), "{err}");
+
+        let max = tape.max_pool(x, pool).unwrap();
+        assert_eq!(
+            tape.pool_indices(max).map(|i| i.dims().to_vec()),
+            Some(vec![1, 1, 2, 2])
+        );
+        let up = tape.max_unpool(max, max).unwrap();
+        assert_eq!(tape.value(up).dims(), [1, 1, 4, 4]);
+        // x of the wrong shape for the switches: the backend's error names its op
+        let err = tape.max_unpool(x, max).expect_err("x must match the switches");
+        assert!(err.to_string().starts_with("max_unpool2d: "), "{err}");
+    }
+
+    #[test]
+    fn concat_and_add_errors_name_the_op() {
+        let be = CpuBackend::new();
+        let params = ParamStore::default();
+        let mut tape = Tape::new(&be, &params);
+        let a = tape.input(be.upload(Shape::new(&[2, 3]), &[0.0; 6]).unwrap());
+        let b = tape.input(be.upload(Shape::new(&[3, 2]), &[0.0; 6]).unwrap());
+        let err = tape.concat(&[a, b]).expect_err("batch sizes differ");
+        assert!(err.to_string().starts_with("concat_channels: "), "{err}");
+        let err = tape.add(a, b).expect_err("shapes differ");
+        assert!(err.to_string().starts_with("add: "), "{err}");
+        let err = tape.global_avg_pool(a).expect_err("needs (N,C,H,W)");
+        assert!(err.to_string().starts_with("global_avg_pool: "), "{err}");
+        let mask = be.upload(Shape::new(&[3, 2]), &[1.0; 6]).unwrap();
+        let err = tape.dropout(a, mask, 2.0).expect_err("mask shape differs");
+        assert!(err.to_string().starts_with("mul_mask: "), "{err}");
+    }
+}

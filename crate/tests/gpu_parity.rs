@@ -375,25 +375,30 @@ fn activations_and_add_assign_match_cpu() {
 
 // ---- pooling --------------------------------------------------------------------------------
 
-/// (x dims, window, stride): tiling, overlapping windows, ragged edges.
-const POOL_CASES: &[([usize; 4], usize, usize)] = &[
-    ([2, 3, 8, 8], 2, 2),
-    ([2, 2, 7, 7], 3, 2),
-    ([1, 3, 6, 5], 3, 1),
-    ([2, 1, 9, 6], 2, 3),
-    ([1, 2, 4, 4], 4, 4),
+/// (x dims, window, stride, padding): tiling, overlapping windows, ragged edges, padding.
+const POOL_CASES: &[([usize; 4], usize, usize, usize)] = &[
+    ([2, 3, 8, 8], 2, 2, 0),
+    ([2, 2, 7, 7], 3, 2, 0),
+    ([1, 3, 6, 5], 3, 1, 0),
+    ([2, 1, 9, 6], 2, 3, 0),
+    ([1, 2, 4, 4], 4, 4, 0),
+    ([2, 2, 7, 7], 3, 2, 1),
+    ([1, 3, 6, 5], 3, 1, 1),
+    ([2, 1, 5, 6], 2, 2, 1),
+    ([1, 2, 9, 8], 5, 2, 2),
+    ([1, 1, 3, 3], 4, 3, 2),
 ];
 
 #[test]
 fn max_pool_values_indices_and_backward_match_cpu() {
     let Some(mut p) = pair(4) else { return };
-    for &(xd, kernel, stride) in POOL_CASES {
+    for &(xd, kernel, stride, padding) in POOL_CASES {
         let pp = PoolParams {
             kernel,
             stride,
-            padding: 0,
+            padding,
         };
-        let case = format!("max_pool2d x{xd:?} k{kernel} s{stride}");
+        let case = format!("max_pool2d x{xd:?} k{kernel} s{stride} p{padding}");
         let data = p.coarse(xd.iter().product()); // ties: the first maximum must win
         let (xc, xg) = p.up(&xd, &data);
         let (yc, ic) = p.cpu.max_pool2d(&xc, pp).expect("cpu max_pool2d");
@@ -427,13 +432,13 @@ fn max_pool_backward_routes_uploaded_indices_like_cpu() {
 #[test]
 fn avg_pool_forward_and_backward_match_cpu() {
     let Some(mut p) = pair(6) else { return };
-    for &(xd, kernel, stride) in POOL_CASES {
+    for &(xd, kernel, stride, padding) in POOL_CASES {
         let pp = PoolParams {
             kernel,
             stride,
-            padding: 0,
+            padding,
         };
-        let case = format!("avg_pool2d x{xd:?} k{kernel} s{stride}");
+        let case = format!("avg_pool2d x{xd:?} k{kernel} s{stride} p{padding}");
         let (xc, xg) = p.rand(&xd);
         let yc = p.cpu.avg_pool2d(&xc, pp).expect("cpu avg_pool2d");
         let yg = p.gpu.avg_pool2d(&xg, pp).expect("gpu avg_pool2d");
@@ -444,6 +449,143 @@ fn avg_pool_forward_and_backward_match_cpu() {
         let dxg = p.gpu.avg_pool2d_backward(&dyg, &xg.shape, pp).expect("gpu backward");
         assert_close(&format!("{case}: dx"), &dxc, &dxg, &p);
     }
+}
+
+#[test]
+fn max_pool_with_nan_and_infinities_matches_cpu() {
+    // NaN beats any number (the last NaN of a window wins), an all -inf window reports its
+    // first cell, and ties keep the first maximum, with and without padding.
+    let Some(mut p) = pair(18) else { return };
+    let mut data = p.coarse(2 * 3 * 6 * 7);
+    for (i, v) in data.iter_mut().enumerate() {
+        match i % 11 {
+            0 => *v = f32::NAN,
+            3..=5 => *v = f32::NEG_INFINITY,
+            7 => *v = f32::INFINITY,
+            _ => {}
+        }
+    }
+    let (xc, xg) = p.up(&[2, 3, 6, 7], &data);
+    for (kernel, stride, padding) in [(2, 2, 0), (3, 1, 1), (3, 2, 1)] {
+        let pp = PoolParams {
+            kernel,
+            stride,
+            padding,
+        };
+        let case = format!("max_pool2d with NaN/inf k{kernel} s{stride} p{padding}");
+        let (yc, ic) = p.cpu.max_pool2d(&xc, pp).expect("cpu max_pool2d");
+        let (yg, ig) = p.gpu.max_pool2d(&xg, pp).expect("gpu max_pool2d");
+        let (want, got) = (read(&p.cpu, &yc), read(&p.gpu, &yg));
+        let same = want.iter().zip(&got).all(|(w, g)| w == g || (w.is_nan() && g.is_nan()));
+        assert!(same, "{case}: y differs: cpu {want:?} gpu {got:?}");
+        let got = pollster::block_on(p.gpu.read_indices(&ig)).expect("read indices");
+        assert_eq!(ic.cpu().expect("cpu indices"), got.as_slice(), "{case}: indices");
+    }
+}
+
+// ---- dropout, add, concat, global pooling, unpooling ------------------------------------------
+
+#[test]
+fn dropout_add_and_scale_match_cpu() {
+    let Some(mut p) = pair(19) else { return };
+    let dims = [3, 4, 5, 7];
+    let n = dims.iter().product();
+    let mask: Vec<f32> = (0..n).map(|_| p.rng.below(2) as f32).collect();
+    let (mc, mg) = p.up(&dims, &mask);
+    let (xc, xg) = p.rand(&dims);
+    for scale in [1.0 / (1.0 - 0.3), 2.0, 5.0] {
+        let yc = p.cpu.mul_mask(&xc, &mc, scale).expect("cpu mul_mask");
+        let yg = p.gpu.mul_mask(&xg, &mg, scale).expect("gpu mul_mask");
+        assert_close(&format!("mul_mask scale {scale}"), &yc, &yg, &p);
+    }
+    let yc = p.cpu.scale(&xc, 0.7).expect("cpu scale");
+    let yg = p.gpu.scale(&xg, 0.7).expect("gpu scale");
+    assert_close("scale 0.7", &yc, &yg, &p);
+    let (bc, bg) = p.rand(&dims);
+    let yc = p.cpu.add(&xc, &bc).expect("cpu add");
+    let yg = p.gpu.add(&xg, &bg).expect("gpu add");
+    assert_close("add", &yc, &yg, &p);
+}
+
+#[test]
+fn concat_and_slice_match_cpu() {
+    let Some(mut p) = pair(20) else { return };
+    for shapes in [
+        vec![vec![2, 3, 4, 5], vec![2, 1, 4, 5], vec![2, 4, 4, 5]],
+        vec![vec![3, 5], vec![3, 2], vec![3, 7]],
+        vec![vec![1, 2, 3, 3]],
+    ] {
+        let (cs, gs): (Vec<Tensor>, Vec<Tensor>) = shapes.iter().map(|d| p.rand(d)).unzip();
+        let yc = p
+            .cpu
+            .concat_channels(&cs.iter().collect::<Vec<_>>())
+            .expect("cpu concat");
+        let yg = p
+            .gpu
+            .concat_channels(&gs.iter().collect::<Vec<_>>())
+            .expect("gpu concat");
+        assert_close(&format!("concat {shapes:?}"), &yc, &yg, &p);
+        let channels = yc.dims()[1];
+        for (start, len) in [(0, 1), (1, channels - 1), (0, channels), (channels - 1, 1)] {
+            let sc = p.cpu.slice_channels(&yc, start, len).expect("cpu slice");
+            let sg = p.gpu.slice_channels(&yg, start, len).expect("gpu slice");
+            assert_close(&format!("slice {start}+{len} of {:?}", yc.dims()), &sc, &sg, &p);
+        }
+    }
+}
+
+#[test]
+fn global_avg_pool_matches_cpu() {
+    let Some(mut p) = pair(21) else { return };
+    for xd in [[2, 3, 4, 5], [1, 70, 1, 1], [3, 2, 9, 7]] {
+        let (xc, xg) = p.rand(&xd);
+        let yc = p.cpu.global_avg_pool(&xc).expect("cpu global_avg_pool");
+        let yg = p.gpu.global_avg_pool(&xg).expect("gpu global_avg_pool");
+        assert_close(&format!("global_avg_pool x{xd:?}"), &yc, &yg, &p);
+        let (dyc, dyg) = p.rand(yc.dims());
+        let dxc = p.cpu.global_avg_pool_backward(&dyc, &xc.shape).expect("cpu backward");
+        let dxg = p.gpu.global_avg_pool_backward(&dyg, &xg.shape).expect("gpu backward");
+        assert_close(&format!("global_avg_pool x{xd:?}: dx"), &dxc, &dxg, &p);
+    }
+}
+
+#[test]
+fn max_unpool_matches_cpu_with_pooled_and_colliding_switches() {
+    let Some(mut p) = pair(22) else { return };
+    // switches from a max pool (overlapping windows with padding: collisions)...
+    for &(xd, kernel, stride, padding) in POOL_CASES {
+        let pp = PoolParams {
+            kernel,
+            stride,
+            padding,
+        };
+        let case = format!("max_unpool2d after k{kernel} s{stride} p{padding} on x{xd:?}");
+        let (xc, xg) = p.rand(&xd);
+        let (_, ic) = p.cpu.max_pool2d(&xc, pp).expect("cpu max_pool2d");
+        let (yc_shape, idx) = (ic.shape.clone(), ic.cpu().expect("cpu indices").to_vec());
+        let (_, ig) = p.up_idx(yc_shape.dims(), &idx);
+        let (vc, vg) = p.rand(yc_shape.dims()); // the decoder's values, not the pooled ones
+        let uc = p.cpu.max_unpool2d(&vc, &ic, &xc.shape).expect("cpu unpool");
+        let ug = p.gpu.max_unpool2d(&vg, &ig, &xg.shape).expect("gpu unpool");
+        assert_close(&format!("{case}: y"), &uc, &ug, &p);
+        let (dyc, dyg) = p.rand(&xd);
+        let dxc = p.cpu.max_unpool2d_backward(&dyc, &ic).expect("cpu backward");
+        let dxg = p.gpu.max_unpool2d_backward(&dyg, &ig).expect("gpu backward");
+        assert_close(&format!("{case}: dx"), &dxc, &dxg, &p);
+    }
+    // ...and arbitrary uploaded switches with many repeats: the last write must win on both
+    let (xd, yd) = ([2, 3, 3, 4], [2, 3, 4, 5]);
+    let idx: Vec<u32> = (0..72).map(|_| p.rng.below(6) as u32).collect();
+    let (ic, ig) = p.up_idx(&xd, &idx);
+    let (vc, vg) = p.rand(&xd);
+    let out = Shape::new(&yd);
+    let uc = p.cpu.max_unpool2d(&vc, &ic, &out).expect("cpu unpool");
+    let ug = p.gpu.max_unpool2d(&vg, &ig, &out).expect("gpu unpool");
+    assert_close("max_unpool2d (uploaded, colliding switches)", &uc, &ug, &p);
+    let (dyc, dyg) = p.rand(&yd);
+    let dxc = p.cpu.max_unpool2d_backward(&dyc, &ic).expect("cpu backward");
+    let dxg = p.gpu.max_unpool2d_backward(&dyg, &ig).expect("gpu backward");
+    assert_close("max_unpool2d_backward (uploaded switches)", &dxc, &dxg, &p);
 }
 
 // ---- loss -----------------------------------------------------------------------------------
@@ -729,6 +871,118 @@ fn large_element_counts_use_a_two_dimensional_dispatch() {
     assert_eq!(got.len(), n);
     let wrong = got.iter().zip(&data).position(|(g, d)| *g != d.max(0.0));
     assert_eq!(wrong, None, "first wrong element");
+}
+
+#[test]
+fn graph_ops_use_a_two_dimensional_dispatch_for_large_counts() {
+    // past 65535 workgroups of 64 threads: concat, slice, add, mul_mask and scale
+    let Some(p) = pair(23) else { return };
+    let rows = 4_194_240 / 64 + 50; // (rows, 64) + (rows, 1): 4,197,465 elements
+    let a: Vec<f32> = (0..rows * 64).map(|i| (i % 977) as f32).collect();
+    let b: Vec<f32> = (0..rows).map(|i| -((i % 13) as f32)).collect();
+    let at = p.gpu.upload(Shape::new(&[rows, 64]), &a).expect("upload");
+    let bt = p.gpu.upload(Shape::new(&[rows, 1]), &b).expect("upload");
+    let y = p.gpu.concat_channels(&[&at, &bt]).expect("concat");
+    assert_eq!(y.numel(), rows * 65);
+    let want: Vec<f32> = (0..rows)
+        .flat_map(|r| a[r * 64..(r + 1) * 64].iter().copied().chain([b[r]]))
+        .collect();
+    let mask: Vec<f32> = (0..rows * 65).map(|i| (i % 2) as f32).collect();
+    let mt = p.gpu.upload(Shape::new(&[rows, 65]), &mask).expect("upload");
+    let doubled = p.gpu.add(&y, &y).expect("add");
+    let masked = p.gpu.mul_mask(&doubled, &mt, 0.5).expect("mul_mask");
+    let scaled = p.gpu.scale(&masked, 3.0).expect("scale");
+    let back = p.gpu.slice_channels(&y, 64, 1).expect("slice");
+    let got = read(&p.gpu, &scaled);
+    let expected: Vec<f32> = want.iter().zip(&mask).map(|(v, m)| 3.0 * (v + v) * m * 0.5).collect();
+    assert_eq!(
+        got.iter().zip(&expected).position(|(g, e)| g != e),
+        None,
+        "first wrong element"
+    );
+    assert_eq!(read(&p.gpu, &back), b);
+}
+
+#[test]
+fn graph_op_errors_name_the_op_and_match_the_cpu_backend() {
+    // Runs on the CPU alone without an adapter; with one, the GPU must say the same.
+    let gpu = pollster::block_on(GpuBackend::request()).ok();
+    let mut backends: Vec<Box<dyn Backend>> = vec![Box::new(CpuBackend::new())];
+    backends.extend(gpu.map(|g| Box::new(g) as Box<dyn Backend>));
+    let mut messages: Vec<Vec<String>> = Vec::new();
+    for b in &backends {
+        let t = |dims: &[usize]| {
+            let n = dims.iter().product();
+            b.upload(Shape::new(dims), &vec![0.5; n]).expect("upload")
+        };
+        let i = |dims: &[usize]| {
+            let n = dims.iter().product();
+            b.upload_indices(Shape::new(dims), &vec![0; n]).expect("upload")
+        };
+        let pool = |padding| PoolParams {
+            kernel: 3,
+            stride: 1,
+            padding,
+        };
+        let errors = [
+            ("mul_mask", b.mul_mask(&t(&[2, 3]), &t(&[3, 2]), 2.0).err()),
+            ("add", b.add(&t(&[2, 3, 4, 4]), &t(&[2, 3, 4, 5])).err()),
+            (
+                "concat_channels",
+                b.concat_channels(&[&t(&[2, 3, 4, 4]), &t(&[2, 1, 4, 5])]).err(),
+            ),
+            (
+                "concat_channels",
+                b.concat_channels(&[&t(&[2, 3, 4, 4]), &t(&[2, 3])]).err(),
+            ),
+            ("concat_channels", b.concat_channels(&[]).err()),
+            ("slice_channels", b.slice_channels(&t(&[2, 3, 4, 4]), 2, 2).err()),
+            ("global_avg_pool", b.global_avg_pool(&t(&[2, 3])).err()),
+            (
+                "global_avg_pool_backward",
+                b.global_avg_pool_backward(&t(&[2, 4]), &Shape::new(&[2, 3, 4, 4]))
+                    .err(),
+            ),
+            (
+                "max_unpool2d",
+                b.max_unpool2d(&t(&[2, 3, 2, 2]), &i(&[2, 3, 2, 3]), &Shape::new(&[2, 3, 4, 4]))
+                    .err(),
+            ),
+            (
+                "max_unpool2d",
+                b.max_unpool2d(&t(&[2, 3, 2, 2]), &i(&[2, 3, 2, 2]), &Shape::new(&[2, 4, 4, 4]))
+                    .err(),
+            ),
+            (
+                "max_unpool2d_backward",
+                b.max_unpool2d_backward(&t(&[1, 3, 4, 4]), &i(&[2, 3, 2, 2])).err(),
+            ),
+            ("max_pool2d", b.max_pool2d(&t(&[1, 1, 5, 5]), pool(2)).err()),
+            ("avg_pool2d", b.avg_pool2d(&t(&[1, 1, 5, 5]), pool(2)).err()),
+        ];
+        let mut texts = Vec::new();
+        for (op, err) in errors {
+            let err = err.unwrap_or_else(|| panic!("{}: {op} must reject its shapes", b.name()));
+            let text = err.to_string();
+            assert!(text.starts_with(&format!("{op}: ")), "{}: {text}", b.name());
+            texts.push(text);
+        }
+        messages.push(texts);
+    }
+    if let [cpu, gpu] = messages.as_slice() {
+        assert_eq!(cpu, gpu);
+    }
+    // The CPU also checks that every switch lies inside its plane (the GPU drops such ones).
+    let cpu = CpuBackend::new();
+    let x = cpu.upload(Shape::new(&[1, 1, 2, 2]), &[1.0; 4]).expect("upload");
+    let idx = cpu
+        .upload_indices(Shape::new(&[1, 1, 2, 2]), &[0, 1, 2, 16])
+        .expect("upload");
+    let err = cpu
+        .max_unpool2d(&x, &idx, &Shape::new(&[1, 1, 4, 4]))
+        .err()
+        .expect("index 16 is outside a 4x4 plane");
+    assert!(err.to_string().starts_with("max_unpool2d: index 16"), "{err}");
 }
 
 #[test]

@@ -298,19 +298,14 @@ fn ops_match_finite_differences(be: &dyn Backend) {
         let f = |v: &[f32]| read(be, &be.activation(&up(be, &[40], v), a).unwrap());
         check(&format!("{a:?}"), be, &x, &dx, &f, &r, 1e-2);
     }
-    // pools: x (2,2,6,6), window 2 stride 2 and window 3 stride 2 (overlapping)
-    for p in [
-        PoolParams {
-            kernel: 2,
-            stride: 2,
-            padding: 0,
-        },
-        PoolParams {
-            kernel: 3,
-            stride: 2,
-            padding: 0,
-        },
-    ] {
+    // pools: x (2,2,6,6), window 2 stride 2 and window 3 stride 2 (overlapping), unpadded
+    // and padded (max pools pad with -inf, avg pools count the zeros)
+    for (kernel, stride, padding) in [(2, 2, 0), (3, 2, 0), (3, 2, 1), (2, 2, 1), (3, 1, 1)] {
+        let p = PoolParams {
+            kernel,
+            stride,
+            padding,
+        };
         // distinct values spaced well beyond 2h, so no window has a near tie
         let mut x: Vec<f32> = (0..144).map(|i| i as f32 * 0.05).collect();
         rng.shuffle(&mut x);
@@ -323,7 +318,7 @@ fn ops_match_finite_differences(be: &dyn Backend) {
                 .unwrap(),
         );
         check(
-            "max_pool2d",
+            &format!("max_pool2d {p:?}"),
             be,
             &x,
             &dx,
@@ -338,7 +333,7 @@ fn ops_match_finite_differences(be: &dyn Backend) {
                 .unwrap(),
         );
         check(
-            "avg_pool2d",
+            &format!("avg_pool2d {p:?}"),
             be,
             &x,
             &dxa,
@@ -347,6 +342,7 @@ fn ops_match_finite_differences(be: &dyn Backend) {
             1e-2,
         );
     }
+    graph_ops_match_finite_differences(be, &mut rng);
     // softmax cross-entropy: dL/dz of the mean loss (r = 1 on the scalar)
     {
         let z = rand(&mut rng, 4 * 5).into_iter().map(|v| 3.0 * v).collect::<Vec<_>>();
@@ -370,6 +366,144 @@ fn ops_match_finite_differences(be: &dyn Backend) {
     }
 }
 
+/// Dropout's mask product and scale, add, channel concat, global average pooling and
+/// max-unpooling: each backward against central differences of its forward.
+fn graph_ops_match_finite_differences(be: &dyn Backend, rng: &mut Rng) {
+    // mul_mask with a fixed 0/1 mask and inverted-dropout scale, and scale (classic eval)
+    {
+        let xs = [2, 3, 4, 5];
+        let x = rand(rng, 120);
+        let mask: Vec<f32> = (0..120).map(|_| (rng.below(2)) as f32).collect();
+        let r = rand(rng, 120);
+        let m = up(be, &xs, &mask);
+        let dx = read(be, &be.mul_mask(&up(be, &xs, &r), &m, 2.0).unwrap());
+        let f = |v: &[f32]| read(be, &be.mul_mask(&up(be, &xs, v), &m, 2.0).unwrap());
+        check("mul_mask", be, &x, &dx, &f, &r, 1e-2);
+        let dx = read(be, &be.scale(&up(be, &xs, &r), 0.7).unwrap());
+        let f = |v: &[f32]| read(be, &be.scale(&up(be, &xs, v), 0.7).unwrap());
+        check("scale", be, &x, &dx, &f, &r, 1e-2);
+    }
+    // add: both inputs get dy
+    {
+        let (a, b, r) = (rand(rng, 35), rand(rng, 35), rand(rng, 35));
+        let add = |av: &[f32], bv: &[f32]| read(be, &be.add(&up(be, &[5, 7], av), &up(be, &[5, 7], bv)).unwrap());
+        check("add da", be, &a, &r, &|v| add(v, &b), &r, 1e-2);
+        check("add db", be, &b, &r, &|v| add(&a, v), &r, 1e-2);
+    }
+    // concat of three inputs, (N,Ci,H,W) and (N,Ci); dxs[i] = slice_channels(dy, ...)
+    for shapes in [
+        vec![vec![2, 2, 3, 4], vec![2, 3, 3, 4], vec![2, 1, 3, 4]],
+        vec![vec![3, 4], vec![3, 1], vec![3, 5]],
+    ] {
+        let inputs: Vec<Vec<f32>> = shapes.iter().map(|d| rand(rng, d.iter().product())).collect();
+        let cat = |which: usize, v: &[f32]| {
+            let ts: Vec<Tensor> = shapes
+                .iter()
+                .zip(&inputs)
+                .enumerate()
+                .map(|(i, (d, x))| up(be, d, if i == which { v } else { x }))
+                .collect();
+            read(be, &be.concat_channels(&ts.iter().collect::<Vec<_>>()).unwrap())
+        };
+        let total: usize = shapes.iter().map(|d| d[1]).sum();
+        let mut out_dims = shapes[0].clone();
+        out_dims[1] = total;
+        let r = rand(rng, out_dims.iter().product());
+        let dy = up(be, &out_dims, &r);
+        let mut start = 0;
+        for (i, (d, x)) in shapes.iter().zip(&inputs).enumerate() {
+            let dx = read(be, &be.slice_channels(&dy, start, d[1]).unwrap());
+            check(
+                &format!("concat {shapes:?} dx{i}"),
+                be,
+                x,
+                &dx,
+                &|v| cat(i, v),
+                &r,
+                1e-2,
+            );
+            start += d[1];
+        }
+    }
+    // global average pooling
+    {
+        let xs = [2, 3, 4, 5];
+        let x = rand(rng, 120);
+        let r = rand(rng, 6);
+        let dx = read(
+            be,
+            &be.global_avg_pool_backward(&up(be, &[2, 3], &r), &Shape::new(&xs))
+                .unwrap(),
+        );
+        let f = |v: &[f32]| read(be, &be.global_avg_pool(&up(be, &xs, v)).unwrap());
+        check("global_avg_pool", be, &x, &dx, &f, &r, 1e-2);
+    }
+    // max-unpooling: x (2,3,3,3) into (2,3,6,5) through distinct switches per plane, placed
+    // anywhere in the plane (unpooling is linear in x; with colliding switches the
+    // overwritten x would have no effect, while PyTorch's gather still gives it dy)
+    {
+        let (xs, ys) = ([2, 3, 3, 3], [2, 3, 6, 5]);
+        let mut idx = Vec::new();
+        for _ in 0..6 {
+            let mut cells: Vec<u32> = (0..30).collect();
+            rng.shuffle(&mut cells);
+            idx.extend_from_slice(&cells[..9]);
+        }
+        let idx = be.upload_indices(Shape::new(&xs), &idx).unwrap();
+        let x = rand(rng, 54);
+        let r = rand(rng, 180);
+        let dx = read(be, &be.max_unpool2d_backward(&up(be, &ys, &r), &idx).unwrap());
+        let f = |v: &[f32]| read(be, &be.max_unpool2d(&up(be, &xs, v), &idx, &Shape::new(&ys)).unwrap());
+        check("max_unpool2d", be, &x, &dx, &f, &r, 1e-2);
+    }
+}
+
+/// Gradients by `backward` against central differences of the whole forward pass, at a few
+/// elements of every parameter. `forward` records one pass on a fresh tape and returns the
+/// loss (a cross-entropy node).
+fn tape_check(be: &dyn Backend, params: &mut ParamStore, forward: &dyn Fn(&mut Tape) -> Var) {
+    let loss_and_grads = |params: &ParamStore, want_grads: bool| {
+        let mut tape = Tape::new(be, params);
+        let loss_var = forward(&mut tape);
+        let loss = read(be, tape.value(loss_var))[0] as f64;
+        let grads = if want_grads {
+            Some(tape.backward(loss_var).unwrap())
+        } else {
+            None
+        };
+        (loss, grads)
+    };
+    let (_, grads) = loss_and_grads(params, true);
+    let grads: Vec<Vec<f32>> = grads
+        .unwrap()
+        .iter()
+        .map(|g| read(be, g.as_ref().expect("every parameter gets a gradient")))
+        .collect();
+    for (pi, g) in grads.iter().enumerate() {
+        let base = read(be, &params.params[pi].value);
+        for i in (0..base.len()).step_by((base.len() / 4).max(1)) {
+            let mut bump = |delta: f32| {
+                let mut v = base.clone();
+                v[i] += delta;
+                params.params[pi].value = up(be, &params.params[pi].value.dims().to_vec(), &v);
+                loss_and_grads(params, false).0
+            };
+            // A smaller step than the per-op checks: a bias moves a whole channel, and a step
+            // of 1e-2 can carry some ReLU or max-pool switches across their kinks.
+            let h = 1e-3;
+            let numeric = (bump(h) - bump(-h)) / (2.0 * h as f64);
+            params.params[pi].value = up(be, &params.params[pi].value.dims().to_vec(), &base);
+            let a = g[i] as f64;
+            assert!(
+                (numeric - a).abs() <= 2e-2 * numeric.abs().max(0.1),
+                "{} param {} [{i}]: analytic {a} vs numeric {numeric}",
+                be.name(),
+                params.params[pi].name
+            );
+        }
+    }
+}
+
 /// End to end through the tape: d(loss)/d(param) of a small conv net by backward, against
 /// central differences of the whole forward pass.
 fn tape_matches_finite_differences(be: &dyn Backend) {
@@ -386,49 +520,71 @@ fn tape_matches_finite_differences(be: &dyn Backend) {
     let (model, mut params) = Model::build(&spec, be, &mut rng).unwrap();
     let x = rand(&mut rng, 4 * 2 * 8 * 8);
     let labels = [0u32, 2, 1, 2];
-    let loss_and_grads = |params: &ParamStore, want_grads: bool| {
+    tape_check(be, &mut params, &|tape| {
         let y = be.upload_indices(Shape::new(&[4]), &labels).unwrap();
-        let mut tape = Tape::new(be, params);
         let xv = tape.input(up(be, &[4, 2, 8, 8], &x));
-        let z = *model.forward(&mut tape, xv).unwrap().last().unwrap();
-        let out = tape.cross_entropy(z, &y).unwrap();
-        let loss = read(be, tape.value(out.loss))[0] as f64;
-        let grads = if want_grads {
-            Some(tape.backward(out.loss).unwrap())
-        } else {
-            None
-        };
-        (loss, grads)
+        let z = *model.forward(tape, xv).unwrap().last().unwrap();
+        tape.cross_entropy(z, &y).unwrap().loss
+    });
+}
+
+/// The graph ops through the tape, in a small net with branches:
+///   h = conv(x) (N,3,6,6);  p = max_pool(h, 2) (N,3,3,3);  s = add(conv1x1(p), p);
+///   u = max_unpool(s, p) (N,3,6,6);  b = conv(u) (N,2,6,6);  c = concat(u, b, h) (N,8,6,6);
+///   g = scale(global_avg_pool(dropout(c)), 0.7) (N,8);  logits = linear(g)
+/// so add passes dy to both branches, concat splits it three ways, and unpooling routes
+/// it back through the pool's switches.
+fn tape_graph_ops_match_finite_differences(be: &dyn Backend) {
+    let mut rng = Rng::new(5);
+    let mut params = ParamStore::default();
+    let mut add = |name: &str, kind: ParamKind, dims: &[usize], rng: &mut Rng| {
+        let v: Vec<f32> = rand(rng, dims.iter().product()).iter().map(|v| 0.5 * v).collect();
+        params.add(name.into(), kind, up(be, dims, &v))
     };
-    let (_, grads) = loss_and_grads(&params, true);
-    let grads: Vec<Vec<f32>> = grads
-        .unwrap()
-        .iter()
-        .map(|g| read(be, g.as_ref().expect("every parameter gets a gradient")))
-        .collect();
-    for (pi, g) in grads.iter().enumerate() {
-        let base = read(be, &params.params[pi].value);
-        for i in (0..base.len()).step_by((base.len() / 4).max(1)) {
-            let mut bump = |delta: f32| {
-                let mut v = base.clone();
-                v[i] += delta;
-                params.params[pi].value = up(be, &params.params[pi].value.dims().to_vec(), &v);
-                loss_and_grads(&params, false).0
-            };
-            // A smaller step than the per-op checks: a bias moves a whole channel, and a step
-            // of 1e-2 can carry some ReLU or max-pool switches across their kinks.
-            let h = 1e-3;
-            let numeric = (bump(h) - bump(-h)) / (2.0 * h as f64);
-            params.params[pi].value = up(be, &params.params[pi].value.dims().to_vec(), &base);
-            let a = g[i] as f64;
-            assert!(
-                (numeric - a).abs() <= 2e-2 * numeric.abs().max(0.1),
-                "{} param {} [{i}]: analytic {a} vs numeric {numeric}",
-                be.name(),
-                params.params[pi].name
-            );
-        }
-    }
+    let (w0, b0) = (
+        add("h.weight", ParamKind::ConvWeight, &[3, 2, 3, 3], &mut rng),
+        add("h.bias", ParamKind::Bias, &[3], &mut rng),
+    );
+    let (w1, b1) = (
+        add("a.weight", ParamKind::ConvWeight, &[3, 3, 1, 1], &mut rng),
+        add("a.bias", ParamKind::Bias, &[3], &mut rng),
+    );
+    let (w2, b2) = (
+        add("b.weight", ParamKind::ConvWeight, &[2, 3, 3, 3], &mut rng),
+        add("b.bias", ParamKind::Bias, &[2], &mut rng),
+    );
+    let (w3, b3) = (
+        add("fc.weight", ParamKind::LinearWeight, &[3, 8], &mut rng),
+        add("fc.bias", ParamKind::Bias, &[3], &mut rng),
+    );
+    let x = rand(&mut rng, 3 * 2 * 6 * 6);
+    let mask: Vec<f32> = (0..3 * 8 * 6 * 6).map(|_| rng.below(2) as f32).collect();
+    let labels = [2u32, 0, 1];
+    let same = Conv2dParams { stride: 1, padding: 1 };
+    let point = Conv2dParams { stride: 1, padding: 0 };
+    let pool = PoolParams {
+        kernel: 2,
+        stride: 2,
+        padding: 0,
+    };
+    tape_check(be, &mut params, &|tape| {
+        let xv = tape.input(up(be, &[3, 2, 6, 6], &x));
+        let (w0, b0, w1, b1) = (tape.param(w0), tape.param(b0), tape.param(w1), tape.param(b1));
+        let (w2, b2, w3, b3) = (tape.param(w2), tape.param(b2), tape.param(w3), tape.param(b3));
+        let h = tape.conv2d(xv, w0, b0, same).unwrap();
+        let p = tape.max_pool(h, pool).unwrap();
+        let a = tape.conv2d(p, w1, b1, point).unwrap();
+        let s = tape.add(a, p).unwrap();
+        let u = tape.max_unpool(s, p).unwrap();
+        let b = tape.conv2d(u, w2, b2, same).unwrap();
+        let c = tape.concat(&[u, b, h]).unwrap();
+        let d = tape.dropout(c, up(be, &[3, 8, 6, 6], &mask), 2.0).unwrap();
+        let g = tape.global_avg_pool(d).unwrap();
+        let g = tape.scale(g, 0.7).unwrap();
+        let z = tape.linear(g, w3, b3).unwrap();
+        let y = be.upload_indices(Shape::new(&[3]), &labels).unwrap();
+        tape.cross_entropy(z, &y).unwrap().loss
+    });
 }
 
 /// The tape's batch norm ops: x (4,2,3,3) -> conv2d (3 out, 3×3, padding 1) -> batch norm
@@ -547,6 +703,18 @@ fn cpu_ops_match_finite_differences() {
 #[test]
 fn cpu_tape_matches_finite_differences() {
     tape_matches_finite_differences(&CpuBackend::new());
+}
+
+#[test]
+fn cpu_tape_graph_ops_match_finite_differences() {
+    tape_graph_ops_match_finite_differences(&CpuBackend::new());
+}
+
+#[test]
+fn gpu_tape_graph_ops_match_finite_differences() {
+    if let Some(g) = gpu() {
+        tape_graph_ops_match_finite_differences(&g);
+    }
 }
 
 #[test]

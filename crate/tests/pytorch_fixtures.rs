@@ -712,3 +712,49 @@ fn optimizers_match_pytorch() {
 fn regularization_matches_pytorch() {
     check_all("regularize", "regularize.json", regularize_case);
 }
+/// NaN and infinities in max pooling, against PyTorch 2.15's answer for this plane (too
+/// small for a fixture file, whose floats are finite): NaN beats any number and the last
+/// NaN of a window wins, an all -inf window reports its first cell, ties keep the first.
+///   x = [[1, nan, 3, nan], [5, 2, -inf, -inf], [-inf, -inf, 0, 1], [-inf, -inf, 2, 2]]
+#[test]
+fn max_pool_nan_and_infinities_match_pytorch() {
+    let (nan, inf) = (f32::NAN, f32::INFINITY);
+    #[rustfmt::skip]
+    let x = [1.0, nan, 3.0, nan, 5.0, 2.0, -inf, -inf, -inf, -inf, 0.0, 1.0, -inf, -inf, 2.0, 2.0];
+    // F.max_pool2d(x, 2, 2, return_indices=True) and F.max_pool2d(x, 3, 1, 1, ...)
+    let cases: [(usize, usize, usize, &[u32]); 2] = [
+        (2, 2, 0, &[1, 3, 8, 14]),
+        (3, 1, 1, &[1, 1, 3, 3, 1, 1, 3, 3, 4, 4, 5, 14, 8, 14, 14, 14]),
+    ];
+    for b in backends() {
+        let xt = b.upload(Shape::new(&[1, 1, 4, 4]), &x).expect("upload");
+        for (kernel, stride, padding, want) in cases {
+            let p = PoolParams {
+                kernel,
+                stride,
+                padding,
+            };
+            let case = format!("{} k{kernel} s{stride} p{padding}", b.name());
+            let (y, idx) = b.max_pool2d(&xt, p).expect("max_pool2d");
+            let got = pollster::block_on(b.read(&y)).expect("read");
+            let want_y: Vec<f32> = want.iter().map(|&i| x[i as usize]).collect();
+            let same = got
+                .iter()
+                .zip(&want_y)
+                .all(|(g, w)| g == w || (g.is_nan() && w.is_nan()));
+            assert!(same, "{case}: y {got:?}, want {want_y:?}");
+            if let Some(cpu_idx) = idx.cpu() {
+                assert_eq!(cpu_idx, want, "{case}: indices");
+            }
+            // On every backend, the indices as seen through backward: dy = 1, 2, 3, ...
+            let dy: Vec<f32> = (1..=want.len()).map(|v| v as f32).collect();
+            let dyt = b.upload(y.shape.clone(), &dy).expect("upload");
+            let dx = b.max_pool2d_backward(&dyt, &idx, &xt.shape).expect("backward");
+            let mut want_dx = vec![0.0; 16];
+            for (&i, g) in want.iter().zip(&dy) {
+                want_dx[i as usize] += g;
+            }
+            assert_eq!(pollster::block_on(b.read(&dx)).expect("read"), want_dx, "{case}: dx");
+        }
+    }
+}

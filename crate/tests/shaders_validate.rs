@@ -57,6 +57,7 @@ fn the_op_families_all_have_a_shader_file() {
         "upsample",
         "batchnorm",
         "regularize",
+        "concat",
     ] {
         assert!(names.iter().any(|n| n == family), "shaders/{family}.wgsl is missing");
     }
