@@ -141,6 +141,11 @@ impl<'a> Tape<'a> {
         self.backend
     }
 
+    /// The parameter store the tape reads (batch norm's running buffers live there).
+    pub fn store(&self) -> &'a ParamStore {
+        self.params
+    }
+
     fn push(&mut self, op: Op, value: Option<Tensor>, requires_grad: bool) -> Var {
         self.nodes.push(Node {
             op,

@@ -10,7 +10,7 @@ use crate::backend::{select, Backend, BackendChoice, Device};
 use crate::data::mnist::Sampler;
 use crate::data::{Mnist, Rng};
 use crate::error::{Error, Result};
-use crate::nn::{L1Mode, Mode, Model, Optimizer, OptimizerKind, ParamStore, RegTarget, Regularizer};
+use crate::nn::{L1Mode, Mode, Model, Optimizer, OptimizerKind, ParamStore, Pass, RegTarget, Regularizer};
 use crate::spec::{DropoutScaling, ModelSpec};
 use crate::tensor::Shape;
 
@@ -208,6 +208,8 @@ pub struct Trainer {
     config: TrainConfig,
     data: Mnist,
     sampler: Sampler,
+    /// Draws dropout masks (seeded, so runs repeat).
+    dropout_rng: Rng,
     step: u64,
     phase: Phase,
     diverged_at: Option<u64>,
@@ -246,7 +248,8 @@ impl Trainer {
         backend_reason: String,
     ) -> Result<Trainer> {
         config.validate()?;
-        let mut rng = Rng::new(config.seed);
+        let seed = config.seed;
+        let mut rng = Rng::new(seed);
         let (model, params) = Model::build(&spec, device.backend(), &mut rng)?;
         let sampler = Sampler::new(&data.train, config.seed.wrapping_add(1));
         Ok(Trainer {
@@ -259,6 +262,7 @@ impl Trainer {
             config,
             data,
             sampler,
+            dropout_rng: Rng::new(seed.wrapping_add(2)),
             step: 0,
             phase: Phase::Idle,
             diverged_at: None,
@@ -354,15 +358,22 @@ impl Trainer {
             let batch = self.data.batch(&idx);
             let x = be.upload(Shape::new(&[batch.n, 1, self.data.rows, self.data.cols]), &batch.images)?;
             let y = be.upload_indices(Shape::new(&[batch.n]), &batch.labels)?;
-            let mut grads = {
+            let (mut grads, bn) = {
                 let mut tape = Tape::new(be, &self.params);
                 let xv = tape.input(x);
-                let logits = *self.model.forward(&mut tape, xv)?.last().ok_or_else(no_layers)?;
-                let out = tape.cross_entropy(logits, &y)?;
+                let mut pass = Pass {
+                    mode: self.config.train_mode,
+                    rng: Some(&mut self.dropout_rng),
+                    dropout_p: self.config.dropout_p,
+                    dropout_scaling: self.config.dropout_scaling,
+                };
+                let fwd = self.model.forward(&mut tape, xv, &mut pass)?;
+                let out = tape.cross_entropy(fwd.output(), &y)?;
                 be.add_assign(&mut loss_sum, tape.value(out.loss))?;
                 be.add_assign(&mut correct_sum, &out.correct)?;
-                tape.backward(out.loss)?
+                (tape.backward(out.loss)?, fwd.bn)
             };
+            Model::update_running_stats(be, &mut self.params, bn)?;
             // regularization: penalty and gradient terms before the update, proximal L1 after
             let proximal = reg.before_update(be, &self.params, &mut grads, &mut penalty_sum)?;
             let c = &self.config;
@@ -411,7 +422,7 @@ impl Trainer {
             let y = be.upload_indices(Shape::new(&[batch.n]), &batch.labels)?;
             let mut tape = Tape::new(be, &self.params);
             let xv = tape.input(x);
-            let z = *self.model.forward(&mut tape, xv)?.last().ok_or_else(no_layers)?;
+            let z = self.model.forward(&mut tape, xv, &mut Pass::eval())?.output();
             let out = tape.cross_entropy(z, &y)?;
             be.flush()?;
             loss += be
@@ -537,7 +548,7 @@ impl Trainer {
         let x = be.upload(Shape::new(&[1, 1, self.data.rows, self.data.cols]), &batch.images)?;
         let mut tape = Tape::new(be, &self.params);
         let xv = tape.input(x);
-        let outs = self.model.forward(&mut tape, xv)?;
+        let outs = self.model.forward(&mut tape, xv, &mut Pass::eval())?.outputs;
         be.flush()?;
         let mut layers = Vec::with_capacity(outs.len());
         for (i, v) in outs.iter().enumerate() {
@@ -587,12 +598,5 @@ impl Trainer {
             shape: w.dims().to_vec(),
             data: self.backend().read(w).await?,
         })
-    }
-}
-
-fn no_layers() -> Error {
-    Error::Config {
-        field: "layers",
-        problem: "the model has no layers".into(),
     }
 }

@@ -10,7 +10,7 @@ use cnn_playground::backend::cpu::CpuBackend;
 use cnn_playground::backend::gpu::GpuBackend;
 use cnn_playground::backend::{Activation, Backend, Conv2dParams, ConvTransposeParams, PoolParams, UpsampleMode};
 use cnn_playground::data::Rng;
-use cnn_playground::nn::{Model, ParamKind, ParamStore};
+use cnn_playground::nn::{Mode, Model, ParamKind, ParamStore, Pass};
 use cnn_playground::spec::ModelSpec;
 use cnn_playground::tensor::{Indices, Shape, Tensor};
 
@@ -523,7 +523,7 @@ fn tape_matches_finite_differences(be: &dyn Backend) {
     tape_check(be, &mut params, &|tape| {
         let y = be.upload_indices(Shape::new(&[4]), &labels).unwrap();
         let xv = tape.input(up(be, &[4, 2, 8, 8], &x));
-        let z = *model.forward(tape, xv).unwrap().last().unwrap();
+        let z = model.forward(tape, xv, &mut Pass::eval()).unwrap().output();
         tape.cross_entropy(z, &y).unwrap().loss
     });
 }
@@ -740,5 +740,58 @@ fn cpu_tape_batch_norm_matches_finite_differences() {
 fn gpu_tape_batch_norm_matches_finite_differences() {
     if let Some(g) = gpu() {
         tape_batch_norm_matches_finite_differences(&g);
+    }
+}
+
+/// The model built from a DAG spec with every new layer kind, end to end through the tape:
+/// batch norm in train mode (gradients through the batch statistics) and after a linear
+/// layer, dropout with a fixed seeded mask, an inception block, a residual add, max-unpool
+/// through a named pool's switches, channel concat and a global-average-pool head.
+fn model_dag_matches_finite_differences(be: &dyn Backend) {
+    let spec = ModelSpec::from_json(
+        r#"{"input":[2,8,8],"classes":3,"layers":[
+            {"type":"conv2d","out":4,"kernel":3,"padding":1,"name":"stem"},{"type":"batch_norm"},{"type":"tanh"},
+            {"type":"max_pool","name":"pool"},
+            {"type":"inception","b1":2,"b3_reduce":2,"b3":2,"b5_reduce":1,"b5":2,"pool_proj":2,"name":"inc"},
+            {"type":"conv2d","out":8,"kernel":1,"inputs":["pool"],"name":"proj"},
+            {"type":"add","inputs":["inc","proj"]},
+            {"type":"conv2d","out":4,"kernel":1},
+            {"type":"max_unpool","pool":"pool"},
+            {"type":"concat","inputs":["8","stem"]},
+            {"type":"dropout","p":0.3},
+            {"type":"global_avg_pool"},
+            {"type":"linear","out":5},{"type":"batch_norm"},{"type":"dropout","p":0.2,"scaling":"classic"},
+            {"type":"linear","out":3}]}"#,
+    )
+    .unwrap();
+    let mut rng = Rng::new(11);
+    let (model, mut params) = Model::build(&spec, be, &mut rng).unwrap();
+    let x = rand(&mut rng, 4 * 2 * 8 * 8);
+    let labels = [0u32, 2, 1, 2];
+    tape_check(be, &mut params, &|tape| {
+        let y = be.upload_indices(Shape::new(&[4]), &labels).unwrap();
+        let xv = tape.input(up(be, &[4, 2, 8, 8], &x));
+        // the same masks on every evaluation of the loss
+        let mut masks = Rng::new(99);
+        let mut pass = Pass {
+            mode: Mode::Train,
+            rng: Some(&mut masks),
+            dropout_p: None,
+            dropout_scaling: None,
+        };
+        let z = model.forward(tape, xv, &mut pass).unwrap().output();
+        tape.cross_entropy(z, &y).unwrap().loss
+    });
+}
+
+#[test]
+fn cpu_model_dag_matches_finite_differences() {
+    model_dag_matches_finite_differences(&CpuBackend::new());
+}
+
+#[test]
+fn gpu_model_dag_matches_finite_differences() {
+    if let Some(g) = gpu() {
+        model_dag_matches_finite_differences(&g);
     }
 }

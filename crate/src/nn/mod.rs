@@ -4,7 +4,7 @@ pub mod model;
 pub mod optim;
 pub mod regularize;
 
-pub use model::{Layer, Mode, Model};
+pub use model::{Forward, Layer, Mode, Model, Pass};
 pub use optim::{Optimizer, OptimizerKind};
 pub use regularize::{L1Mode, RegTarget, Regularizer};
 

@@ -8,8 +8,8 @@ use crate::autograd::{Tape, Var};
 use crate::backend::{Activation, Backend, Conv2dParams, ConvTransposeParams, PoolParams, UpsampleMode};
 use crate::data::Rng;
 use crate::error::{Error, Result};
-use crate::spec::{LayerSpec, ModelSpec, Source};
-use crate::tensor::Shape;
+use crate::spec::{DropoutScaling, LayerSpec, ModelSpec, Source};
+use crate::tensor::{Shape, Tensor};
 
 pub enum Layer {
     /// x (N,C,H,W) -> (N,O,OH,OW); params: weight (O,C,K,K), bias (O)
@@ -40,6 +40,97 @@ pub enum Layer {
     },
     /// (N,C,H,W) -> (N, C·H·W)
     Flatten,
+    /// (N,C,H,W) or (N,C) -> the same; params gamma, beta (C); buffers running mean, var (C)
+    BatchNorm {
+        gamma: usize,
+        beta: usize,
+        mean: usize,
+        var: usize,
+        momentum: f32,
+        eps: f32,
+    },
+    /// Any shape -> the same; a seeded mask in train mode
+    Dropout {
+        p: f32,
+        scaling: DropoutScaling,
+    },
+    /// (N,C,H,W) -> (N,C)
+    GlobalAvgPool,
+    /// (N,C,OH,OW) -> (N,C,H,W) through the switches of max-pool node `pool`
+    MaxUnpool {
+        pool: usize,
+    },
+    /// (N,C,H,W) -> (N, b1+b3+b5+pool_proj, H, W)
+    Inception(Box<Inception>),
+    /// (N,Ci,...) × k -> (N,ΣCi,...)
+    Concat,
+    /// a, b (same shape) -> a + b
+    Add,
+}
+
+/// A convolution's parameters and geometry.
+#[derive(Clone, Copy)]
+pub struct Conv {
+    pub w: usize,
+    pub b: usize,
+    pub p: Conv2dParams,
+}
+
+/// GoogLeNet v1's block: 1×1 | 1×1 -> 3×3 | 1×1 -> 5×5 | 3×3 max-pool -> 1×1, each conv
+/// followed by ReLU, joined on channels in that order.
+pub struct Inception {
+    pub b1: Conv,
+    pub b3_reduce: Conv,
+    pub b3: Conv,
+    pub b5_reduce: Conv,
+    pub b5: Conv,
+    pub pool_proj: Conv,
+}
+
+/// How one forward pass runs: the mode, the RNG that draws dropout masks (needed in train
+/// mode), and the page's live overrides of every dropout layer's p and scaling.
+pub struct Pass<'r> {
+    pub mode: Mode,
+    pub rng: Option<&'r mut Rng>,
+    pub dropout_p: Option<f32>,
+    pub dropout_scaling: Option<DropoutScaling>,
+}
+
+impl Pass<'static> {
+    /// Evaluation: no masks, running statistics.
+    pub fn eval() -> Pass<'static> {
+        Pass {
+            mode: Mode::Eval,
+            rng: None,
+            dropout_p: None,
+            dropout_scaling: None,
+        }
+    }
+}
+
+/// One training-mode batch norm's batch statistics, to fold into its running buffers once
+/// the tape (which borrows the store) is done.
+pub struct BnBatch {
+    mean_buffer: usize,
+    var_buffer: usize,
+    mean: Tensor,
+    var: Tensor,
+    count: usize,
+    momentum: f32,
+}
+
+/// What a forward pass produced: every layer's output (the last is the model's output)
+/// and the batch statistics to fold into running ones.
+pub struct Forward {
+    pub outputs: Vec<Var>,
+    pub bn: Vec<BnBatch>,
+}
+
+impl Forward {
+    pub fn output(&self) -> Var {
+        // Validation refuses a spec without layers, so there is always a last output.
+        self.outputs[self.outputs.len() - 1]
+    }
 }
 
 /// How a forward pass treats dropout and batch norm (PyTorch's `model.train()` / `model.eval()`).
@@ -130,32 +221,76 @@ impl Model {
                 LayerSpec::LeakyRelu { slope } => Layer::Activation(Activation::LeakyRelu { slope }),
                 LayerSpec::Tanh {} => Layer::Activation(Activation::Tanh),
                 LayerSpec::Sigmoid {} => Layer::Activation(Activation::Sigmoid),
-                LayerSpec::MaxPool {
-                    size,
-                    stride,
-                    padding: 0,
-                } => Layer::MaxPool(PoolParams {
+                LayerSpec::MaxPool { size, stride, padding } => Layer::MaxPool(PoolParams {
                     kernel: size,
                     stride: stride.unwrap_or(size),
-                    padding: 0,
+                    padding,
                 }),
-                LayerSpec::AvgPool {
-                    size,
-                    stride,
-                    padding: 0,
-                } => Layer::AvgPool(PoolParams {
+                LayerSpec::AvgPool { size, stride, padding } => Layer::AvgPool(PoolParams {
                     kernel: size,
                     stride: stride.unwrap_or(size),
-                    padding: 0,
+                    padding,
                 }),
                 LayerSpec::Upsample { scale, mode } => Layer::Upsample { scale, mode },
                 LayerSpec::Flatten {} => Layer::Flatten,
-                ref other => {
-                    return Err(Error::Config {
-                        field: "layers",
-                        problem: format!("{} layers are not built yet", other.kind()),
-                    })
+                LayerSpec::GlobalAvgPool {} => Layer::GlobalAvgPool,
+                LayerSpec::MaxUnpool { ref pool } => Layer::MaxUnpool {
+                    // validation guarantees an earlier max_pool of that name
+                    pool: plan.layers.iter().position(|l| l.name == *pool).unwrap_or(0),
+                },
+                LayerSpec::BatchNorm { momentum, eps } => {
+                    let c = input[0];
+                    let ones = backend.upload(Shape::new(&[c]), &vec![1.0; c])?;
+                    Layer::BatchNorm {
+                        gamma: store.add(format!("{name}.weight"), ParamKind::BnWeight, ones),
+                        beta: store.add(
+                            format!("{name}.bias"),
+                            ParamKind::BnBias,
+                            backend.zeros(Shape::new(&[c]))?,
+                        ),
+                        mean: store.add_buffer(format!("{name}.running_mean"), backend.zeros(Shape::new(&[c]))?),
+                        var: store.add_buffer(
+                            format!("{name}.running_var"),
+                            backend.upload(Shape::new(&[c]), &vec![1.0; c])?,
+                        ),
+                        momentum,
+                        eps,
+                    }
                 }
+                LayerSpec::Dropout { p, scaling } => Layer::Dropout { p, scaling },
+                LayerSpec::Inception {
+                    b1,
+                    b3_reduce,
+                    b3,
+                    b5_reduce,
+                    b5,
+                    pool_proj,
+                } => {
+                    let c = input[0];
+                    let mut conv = |branch: &str, cin: usize, out: usize, k: usize| -> Result<Conv> {
+                        let fan_in = cin * k * k;
+                        let w = init(backend, rng, &[out, cin, k, k], fan_in)?;
+                        let b = init(backend, rng, &[out], fan_in)?;
+                        Ok(Conv {
+                            w: store.add(format!("{name}.{branch}.weight"), ParamKind::ConvWeight, w),
+                            b: store.add(format!("{name}.{branch}.bias"), ParamKind::Bias, b),
+                            p: Conv2dParams {
+                                stride: 1,
+                                padding: k / 2,
+                            },
+                        })
+                    };
+                    Layer::Inception(Box::new(Inception {
+                        b1: conv("b1", c, b1, 1)?,
+                        b3_reduce: conv("b3_reduce", c, b3_reduce, 1)?,
+                        b3: conv("b3", b3_reduce, b3, 3)?,
+                        b5_reduce: conv("b5_reduce", c, b5_reduce, 1)?,
+                        b5: conv("b5", b5_reduce, b5, 5)?,
+                        pool_proj: conv("pool_proj", c, pool_proj, 1)?,
+                    }))
+                }
+                LayerSpec::Concat {} => Layer::Concat,
+                LayerSpec::Add {} => Layer::Add,
             };
             nodes.push(Node {
                 name: name.clone(),
@@ -174,8 +309,11 @@ impl Model {
     }
 
     /// x (N,C,H,W) -> every layer's output, in order; the last is the logits (N, classes).
-    pub fn forward(&self, tape: &mut Tape, x: Var) -> Result<Vec<Var>> {
+    /// In train mode dropout draws its masks from `pass.rng` and batch norm normalizes
+    /// with batch statistics, returned in `Forward::bn` for `update_running_stats`.
+    pub fn forward(&self, tape: &mut Tape, x: Var, pass: &mut Pass) -> Result<Forward> {
         let mut outs: Vec<Var> = Vec::with_capacity(self.nodes.len());
+        let mut bn = Vec::new();
         for node in &self.nodes {
             let ins: Vec<Var> = node
                 .sources
@@ -187,10 +325,7 @@ impl Model {
                 .collect();
             let h = ins[0];
             let y = match node.layer {
-                Layer::Conv2d { w, b, p } => {
-                    let (w, b) = (tape.param(w), tape.param(b));
-                    tape.conv2d(h, w, b, p)?
-                }
+                Layer::Conv2d { w, b, p } => conv(tape, h, Conv { w, b, p })?,
                 Layer::ConvTranspose2d { w, b, p } => {
                     let (w, b) = (tape.param(w), tape.param(b));
                     tape.conv_transpose2d(h, w, b, p)?
@@ -209,10 +344,80 @@ impl Model {
                     let rest = dims.iter().skip(1).product();
                     tape.reshape(h, Shape::new(&[n, rest]))?
                 }
+                Layer::BatchNorm {
+                    gamma,
+                    beta,
+                    mean,
+                    var,
+                    momentum,
+                    eps,
+                } => {
+                    let (g, b) = (tape.param(gamma), tape.param(beta));
+                    match pass.mode {
+                        Mode::Train => {
+                            let dims = tape.value(h).dims();
+                            let count = tape.value(h).numel() / dims.get(1).copied().unwrap_or(1).max(1);
+                            let out = tape.batch_norm_train(h, g, b, eps)?;
+                            bn.push(BnBatch {
+                                mean_buffer: mean,
+                                var_buffer: var,
+                                mean: out.mean,
+                                var: out.var,
+                                count,
+                                momentum,
+                            });
+                            out.y
+                        }
+                        Mode::Eval => {
+                            let store = tape.store();
+                            let (rm, rv) = (&store.buffers[mean].value, &store.buffers[var].value);
+                            tape.batch_norm_eval(h, g, b, rm, rv, eps)?
+                        }
+                    }
+                }
+                Layer::Dropout { p, scaling } => {
+                    let p = pass.dropout_p.unwrap_or(p);
+                    let scaling = pass.dropout_scaling.unwrap_or(scaling);
+                    dropout(tape, h, p, scaling, pass, &node.name)?
+                }
+                Layer::GlobalAvgPool => tape.global_avg_pool(h)?,
+                Layer::MaxUnpool { pool } => tape.max_unpool(h, outs[pool])?,
+                Layer::Inception(ref block) => {
+                    let a = conv_relu(tape, h, block.b1)?;
+                    let b = conv_relu(tape, h, block.b3_reduce)?;
+                    let b = conv_relu(tape, b, block.b3)?;
+                    let c = conv_relu(tape, h, block.b5_reduce)?;
+                    let c = conv_relu(tape, c, block.b5)?;
+                    let three = PoolParams {
+                        kernel: 3,
+                        stride: 1,
+                        padding: 1,
+                    };
+                    let d = tape.max_pool(h, three)?;
+                    let d = conv_relu(tape, d, block.pool_proj)?;
+                    tape.concat(&[a, b, c, d])?
+                }
+                Layer::Concat => tape.concat(&ins)?,
+                Layer::Add => tape.add(ins[0], ins[1])?,
             };
             outs.push(y);
         }
-        Ok(outs)
+        Ok(Forward { outputs: outs, bn })
+    }
+
+    /// Folds a training pass's batch statistics into the running ones (PyTorch's update).
+    pub fn update_running_stats(backend: &dyn Backend, store: &mut ParamStore, bn: Vec<BnBatch>) -> Result<()> {
+        for b in bn {
+            let [m, v] = store
+                .buffers
+                .get_disjoint_mut([b.mean_buffer, b.var_buffer])
+                .map_err(|_| Error::Config {
+                    field: "buffers",
+                    problem: "batch norm running statistics are missing".into(),
+                })?;
+            backend.batch_norm_update_running(&mut m.value, &mut v.value, &b.mean, &b.var, b.count, b.momentum)?;
+        }
+        Ok(())
     }
 
     /// The first convolution's weight parameter, if any (the page draws its filters).
@@ -229,4 +434,45 @@ fn init(backend: &dyn Backend, rng: &mut Rng, dims: &[usize], fan_in: usize) -> 
     let n: usize = dims.iter().product();
     let data: Vec<f32> = (0..n).map(|_| rng.uniform(-bound, bound)).collect();
     backend.upload(Shape::new(dims), &data)
+}
+
+// x (N,C,H,W) -> (N,O,OH,OW)
+fn conv(tape: &mut Tape, x: Var, c: Conv) -> Result<Var> {
+    let (w, b) = (tape.param(c.w), tape.param(c.b));
+    tape.conv2d(x, w, b, c.p)
+}
+
+fn conv_relu(tape: &mut Tape, x: Var, c: Conv) -> Result<Var> {
+    let y = conv(tape, x, c)?;
+    tape.activation(y, Activation::Relu)
+}
+
+/// Train: keep each unit with probability 1-p (mask from the pass's RNG), scaled by
+/// 1/(1-p) when inverted. Eval: identity when inverted, ×(1-p) when classic.
+fn dropout(tape: &mut Tape, x: Var, p: f32, scaling: DropoutScaling, pass: &mut Pass, layer: &str) -> Result<Var> {
+    if p == 0.0 {
+        return Ok(x);
+    }
+    match (pass.mode, scaling) {
+        (Mode::Eval, DropoutScaling::Inverted) => Ok(x),
+        (Mode::Eval, DropoutScaling::Classic) => tape.scale(x, 1.0 - p),
+        (Mode::Train, _) => {
+            let Some(rng) = pass.rng.as_deref_mut() else {
+                return Err(Error::Config {
+                    field: "mode",
+                    problem: format!("dropout layer {layer} in train mode needs a seeded RNG for its mask"),
+                });
+            };
+            let shape = tape.value(x).shape.clone();
+            let mask: Vec<f32> = (0..shape.numel())
+                .map(|_| if rng.next_f32() >= p { 1.0 } else { 0.0 })
+                .collect();
+            let mask = tape.backend().upload(shape, &mask)?;
+            let scale = match scaling {
+                DropoutScaling::Inverted => 1.0 / (1.0 - p),
+                DropoutScaling::Classic => 1.0,
+            };
+            tape.dropout(x, mask, scale)
+        }
+    }
 }
