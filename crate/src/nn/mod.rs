@@ -1,8 +1,12 @@
 //! Layers, parameters and optimizers. Pure: no browser APIs here.
 
+pub mod export;
+pub mod infer;
+pub mod io;
 pub mod model;
 pub mod optim;
 
+pub use infer::{infer, Mode};
 pub use model::{Layer, Model};
 pub use optim::{Optimizer, OptimizerKind};
 
@@ -24,15 +28,28 @@ pub struct Param {
     pub value: Tensor,
 }
 
+/// Persistent state that is not trained by gradients (batch norm's running statistics),
+/// named as in PyTorch's state dict (`"3.running_mean"`).
+pub struct Buffer {
+    pub name: String,
+    pub value: Tensor,
+}
+
 #[derive(Default)]
 pub struct ParamStore {
     pub params: Vec<Param>,
+    pub buffers: Vec<Buffer>,
 }
 
 impl ParamStore {
     pub fn add(&mut self, name: String, kind: ParamKind, value: Tensor) -> usize {
         self.params.push(Param { name, kind, value });
         self.params.len() - 1
+    }
+
+    pub fn add_buffer(&mut self, name: String, value: Tensor) -> usize {
+        self.buffers.push(Buffer { name, value });
+        self.buffers.len() - 1
     }
 
     /// Total number of scalar parameters.
