@@ -307,7 +307,7 @@ fn py_float(v: f32) -> String {
     format!("{v:?}")
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
 

@@ -123,7 +123,7 @@ pub fn load_safetensors(bytes: &[u8], store: &mut ParamStore, backend: &dyn Back
     Ok(())
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
     use crate::backend::cpu::CpuBackend;
