@@ -36,6 +36,10 @@ pub enum Error {
     /// GPU device or adapter trouble (no adapter, device lost, mapping failed).
     #[error("gpu: {0}")]
     Gpu(String),
+    /// A weights file (safetensors) that cannot be read or does not fit the model: names
+    /// each tensor and its shapes.
+    #[error("weights: {0}")]
+    Weights(String),
     /// File system trouble in the CLI.
     #[error("io: {path}: {message}")]
     Io { path: String, message: String },

@@ -314,6 +314,17 @@ impl Trainer {
         Ok(())
     }
 
+    /// Every parameter and buffer as safetensors, with PyTorch's names and layouts.
+    pub async fn save_weights(&self) -> Result<Vec<u8>> {
+        crate::nn::io::save_safetensors(&self.params, self.device.backend()).await
+    }
+
+    /// Replaces every parameter and buffer from a safetensors file written for this spec;
+    /// nothing changes if it does not fit. Optimizer state is kept.
+    pub fn load_weights(&mut self, bytes: &[u8]) -> Result<()> {
+        crate::nn::io::load_safetensors(bytes, &mut self.params, self.device.backend())
+    }
+
     pub fn pause(&mut self) {
         if self.phase == Phase::Running {
             self.phase = Phase::Paused;

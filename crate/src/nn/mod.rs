@@ -1,9 +1,13 @@
 //! Layers, parameters and optimizers. Pure: no browser APIs here.
 
+pub mod export;
+pub mod infer;
+pub mod io;
 pub mod model;
 pub mod optim;
 pub mod regularize;
 
+pub use infer::infer;
 pub use model::{Forward, Layer, Mode, Model, Pass};
 pub use optim::{Optimizer, OptimizerKind};
 pub use regularize::{L1Mode, RegTarget, Regularizer};

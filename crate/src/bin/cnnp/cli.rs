@@ -5,11 +5,14 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use cnn_playground::backend::{self, BackendChoice, Device};
-use cnn_playground::data::Mnist;
+use cnn_playground::data::{Mnist, Rng};
 use cnn_playground::nn::regularize::{first_conv, group, Group};
+use cnn_playground::nn::{self, export::model_py, io::load_safetensors, Mode, Model};
 use cnn_playground::nn::{L1Mode, OptimizerKind, RegTarget};
 use cnn_playground::probe::{weight_stats, WeightStats, NEAR_ZERO};
 use cnn_playground::{Error, ModelSpec, Result, TrainConfig, Trainer};
+
+use crate::npy;
 
 const STANDARD_NET: &str = include_str!("../../../../presets/mnist-small.json");
 
@@ -26,7 +29,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train a model spec on MNIST; prints progress and writes DIR/metrics.json.
+    /// Train a model spec on MNIST; prints progress and writes DIR/metrics.json, the trained
+    /// weights (DIR/weights.safetensors) and the PyTorch module (DIR/model.py).
     Train {
         /// Model spec (JSON), e.g. presets/mnist-small.json
         spec: PathBuf,
@@ -69,12 +73,41 @@ enum Command {
         seed: u64,
         #[arg(long, value_enum, default_value = "auto")]
         backend: Choice,
-        /// Output folder for metrics.json.
+        /// Output folder for metrics.json, weights.safetensors and model.py.
         #[arg(long, default_value = "out")]
         out: PathBuf,
         /// The MNIST asset written by `npm run build` (scripts/build-mnist.mjs).
         #[arg(long)]
         data: Option<PathBuf>,
+    },
+    /// Write DIR/model.py (the spec as a PyTorch module) and DIR/weights.safetensors, after
+    /// checking that the weights load into the spec's model.
+    Export {
+        /// Model spec (JSON)
+        spec: PathBuf,
+        /// Weights (safetensors) for this spec, e.g. from `cnnp train --out`
+        #[arg(long)]
+        weights: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Run a model on a batch: reads an (N, C, H, W) float32 .npy whose C, H, W are the
+    /// spec's input, writes the output (N, classes) as float32 .npy.
+    Infer {
+        /// Model spec (JSON)
+        spec: PathBuf,
+        /// Weights (safetensors) for this spec
+        #[arg(long)]
+        weights: PathBuf,
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        /// eval: running statistics, no dropout; train: batch statistics and dropout
+        #[arg(long, value_enum, default_value = "eval")]
+        mode: ModeArg,
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: InferOn,
     },
     /// Time one training step of the standard small net (batch 64) on each available backend.
     Bench {
@@ -102,6 +135,18 @@ fn parse_target(s: &str) -> std::result::Result<RegTarget, String> {
 
 fn parse_l1_mode(s: &str) -> std::result::Result<L1Mode, String> {
     serde_json::from_value(serde_json::Value::String(s.into())).map_err(|_| "expected penalty or proximal".into())
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ModeArg {
+    Eval,
+    Train,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum InferOn {
+    Cpu,
+    Gpu,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -169,6 +214,27 @@ pub fn run() -> i32 {
                 data.as_deref(),
             ))
         }
+        Command::Export { spec, weights, out } => export(&spec, &weights, &out),
+        Command::Infer {
+            spec,
+            weights,
+            input,
+            output,
+            mode,
+            backend,
+        } => {
+            let mode = match mode {
+                ModeArg::Eval => Mode::Eval,
+                ModeArg::Train => Mode::Train,
+            };
+            let files = InferFiles {
+                spec: &spec,
+                weights: &weights,
+                input: &input,
+                output: &output,
+            };
+            pollster::block_on(infer(files, mode, backend))
+        }
         Command::Bench { steps, batch, data } => pollster::block_on(bench(steps, batch, data.as_deref())),
     };
     match result {
@@ -212,8 +278,7 @@ async fn train(spec_path: &Path, config: TrainConfig, limits: Limits, out: &Path
         max_seconds,
         eval_every,
     } = limits;
-    let text = std::fs::read_to_string(spec_path).map_err(|e| io_err(spec_path, e))?;
-    let spec = ModelSpec::from_json(&text)?;
+    let spec = read_spec(spec_path)?;
     let mut trainer = Trainer::new(spec, config.clone(), load_mnist(data)?).await?;
     println!("backend {} ({})", trainer.backend_name(), trainer.backend_reason());
     let start = Instant::now();
@@ -298,6 +363,79 @@ async fn train(spec_path: &Path, config: TrainConfig, limits: Limits, out: &Path
     let text = serde_json::to_string_pretty(&metrics).map_err(|e| Error::Data(e.to_string()))?;
     std::fs::write(&path, text).map_err(|e| io_err(&path, e))?;
     println!("wrote {}", path.display());
+    write_export(out, trainer.spec(), &trainer.save_weights().await?)
+}
+
+fn read_spec(path: &Path) -> Result<ModelSpec> {
+    let text = std::fs::read_to_string(path).map_err(|e| io_err(path, e))?;
+    ModelSpec::from_json(&text)
+}
+
+/// Writes DIR/model.py and DIR/weights.safetensors.
+fn write_export(dir: &Path, spec: &ModelSpec, weights: &[u8]) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+    let py = dir.join("model.py");
+    std::fs::write(&py, model_py(spec)?).map_err(|e| io_err(&py, e))?;
+    let w = dir.join("weights.safetensors");
+    std::fs::write(&w, weights).map_err(|e| io_err(&w, e))?;
+    println!("wrote {} and {}", py.display(), w.display());
+    Ok(())
+}
+
+/// The spec's model on `device` with the weights of a safetensors file (checked to fit).
+fn model_with_weights(
+    spec: &ModelSpec,
+    weights: &[u8],
+    device: &Device,
+    path: &Path,
+) -> Result<(Model, nn::ParamStore)> {
+    let (model, mut store) = Model::build(spec, device.backend(), &mut Rng::new(0))?;
+    load_safetensors(weights, &mut store, device.backend()).map_err(|e| match e {
+        Error::Weights(problem) => Error::Weights(format!("{}: {problem}", path.display())),
+        other => other,
+    })?;
+    Ok((model, store))
+}
+
+fn export(spec_path: &Path, weights_path: &Path, out: &Path) -> Result<()> {
+    let spec = read_spec(spec_path)?;
+    let weights = std::fs::read(weights_path).map_err(|e| io_err(weights_path, e))?;
+    let cpu = Device::Cpu(backend::cpu::CpuBackend::new());
+    model_with_weights(&spec, &weights, &cpu, weights_path)?;
+    write_export(out, &spec, &weights)
+}
+
+struct InferFiles<'a> {
+    spec: &'a Path,
+    weights: &'a Path,
+    input: &'a Path,
+    output: &'a Path,
+}
+
+async fn infer(files: InferFiles<'_>, mode: Mode, on: InferOn) -> Result<()> {
+    let spec = read_spec(files.spec)?;
+    let x = npy::read_f32(files.input)?;
+    let [c, h, w] = spec.input;
+    if x.shape.len() != 4 || x.shape[1..] != spec.input || x.shape[0] == 0 {
+        return Err(Error::Data(format!(
+            "{}: shape {:?} does not fit the spec's input: expected (N, {c}, {h}, {w}) with N >= 1",
+            files.input.display(),
+            x.shape
+        )));
+    }
+    let device = match on {
+        InferOn::Cpu => Device::Cpu(backend::cpu::CpuBackend::new()),
+        InferOn::Gpu => Device::Gpu(backend::gpu::GpuBackend::request().await?),
+    };
+    let weights = std::fs::read(files.weights).map_err(|e| io_err(files.weights, e))?;
+    let (model, store) = model_with_weights(&spec, &weights, &device, files.weights)?;
+    let (shape, y) = nn::infer(&model, &store, device.backend(), &x.data, x.shape[0], mode).await?;
+    npy::write_f32(files.output, &shape, &y)?;
+    println!(
+        "wrote {} {shape:?} ({} backend, {mode:?} mode)",
+        files.output.display(),
+        device.backend().name()
+    );
     Ok(())
 }
 
@@ -354,4 +492,116 @@ async fn bench(steps: usize, batch: usize, data: Option<&Path>) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cnn_playground::nn::io::save_safetensors;
+
+    const LINEAR: &str = r#"{"input": [1, 2, 2], "classes": 3, "layers": [
+        {"type": "flatten"}, {"type": "linear", "out": 3, "name": "fc"}]}"#;
+
+    /// A fresh folder for one test.
+    fn scratch(test: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("cnnp-cli-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Writes the spec and seeded weights for it; returns (spec path, weights path).
+    fn spec_and_weights(dir: &Path, spec: &str, seed: u64) -> (PathBuf, PathBuf) {
+        let (spec_path, weights_path) = (dir.join("spec.json"), dir.join("w.safetensors"));
+        std::fs::write(&spec_path, spec).unwrap();
+        let cpu = backend::cpu::CpuBackend::new();
+        let (_, store) = Model::build(&ModelSpec::from_json(spec).unwrap(), &cpu, &mut Rng::new(seed)).unwrap();
+        std::fs::write(
+            &weights_path,
+            pollster::block_on(save_safetensors(&store, &cpu)).unwrap(),
+        )
+        .unwrap();
+        (spec_path, weights_path)
+    }
+
+    #[test]
+    fn export_writes_model_py_and_the_weights() {
+        let dir = scratch("export");
+        let (spec, weights) = spec_and_weights(&dir, LINEAR, 3);
+        let out = dir.join("out");
+        export(&spec, &weights, &out).unwrap();
+        let py = std::fs::read_to_string(out.join("model.py")).unwrap();
+        assert_eq!(py, model_py(&ModelSpec::from_json(LINEAR).unwrap()).unwrap());
+        assert!(py.contains(r#"self.add_module("fc", nn.Linear(4, 3))"#), "{py}");
+        assert_eq!(
+            std::fs::read(out.join("weights.safetensors")).unwrap(),
+            std::fs::read(&weights).unwrap()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn export_refuses_weights_of_another_spec_naming_the_file_and_tensors() {
+        let dir = scratch("export-bad");
+        let (_, weights) = spec_and_weights(&dir, &LINEAR.replace("\"fc\"", "\"head\""), 3);
+        let spec = dir.join("other.json");
+        std::fs::write(&spec, LINEAR.replace("[1, 2, 2]", "[1, 3, 2]")).unwrap();
+        let e = export(&spec, &weights, &dir.join("out")).unwrap_err().to_string();
+        assert!(e.contains("w.safetensors: the file does not fit the model"), "{e}");
+        assert!(e.contains("fc.weight [3, 6] is missing"), "{e}");
+        assert!(e.contains("no tensors named head.bias, head.weight"), "{e}");
+        assert!(!dir.join("out").exists(), "nothing is written");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn run_infer(dir: &Path, spec: &Path, weights: &Path, mode: Mode) -> Result<()> {
+        let files = InferFiles {
+            spec,
+            weights,
+            input: &dir.join("x.npy"),
+            output: &dir.join("y.npy"),
+        };
+        pollster::block_on(infer(files, mode, InferOn::Cpu))
+    }
+
+    #[test]
+    fn infer_writes_the_model_output_as_npy() {
+        let dir = scratch("infer");
+        let (spec, weights) = spec_and_weights(&dir, LINEAR, 4);
+        let x: Vec<f32> = (0..8).map(|i| 0.5 * i as f32 - 1.0).collect();
+        npy::write_f32(&dir.join("x.npy"), &[2, 1, 2, 2], &x).unwrap();
+        run_infer(&dir, &spec, &weights, Mode::Eval).unwrap();
+        let y = npy::read_f32(&dir.join("y.npy")).unwrap();
+        assert_eq!(y.shape, vec![2, 3]);
+        // y = x·Wᵀ + b by hand, with W (3, 4) and b (3) as the store holds them
+        let cpu = backend::cpu::CpuBackend::new();
+        let (_, store) = Model::build(&ModelSpec::from_json(LINEAR).unwrap(), &cpu, &mut Rng::new(4)).unwrap();
+        let w = store.params[0].value.cpu().unwrap();
+        let b = store.params[1].value.cpu().unwrap();
+        for n in 0..2 {
+            for o in 0..3 {
+                let want: f32 = b[o] + (0..4).map(|k| x[n * 4 + k] * w[o * 4 + k]).sum::<f32>();
+                assert!((y.data[n * 3 + o] - want).abs() < 1e-6, "y[{n},{o}]");
+            }
+        }
+        // train mode is accepted (it differs only for batch norm and dropout, not built yet)
+        run_infer(&dir, &spec, &weights, Mode::Train).unwrap();
+        assert_eq!(npy::read_f32(&dir.join("y.npy")).unwrap(), y);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn infer_refuses_input_that_does_not_fit_the_spec_naming_the_file() {
+        let dir = scratch("infer-bad");
+        let (spec, weights) = spec_and_weights(&dir, LINEAR, 4);
+        for shape in [vec![2, 1, 3, 2], vec![1, 2, 2], vec![0, 1, 2, 2]] {
+            let n: usize = shape.iter().product();
+            npy::write_f32(&dir.join("x.npy"), &shape, &vec![0.0; n]).unwrap();
+            let e = run_infer(&dir, &spec, &weights, Mode::Eval).unwrap_err().to_string();
+            let want = format!("x.npy: shape {shape:?} does not fit the spec's input: expected (N, 1, 2, 2)");
+            assert!(e.contains(&want), "{e}");
+        }
+        assert!(!dir.join("y.npy").exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -1,7 +1,9 @@
-//! `cnnp`: the playground's core from the command line (train, bench).
+//! `cnnp`: the playground's core from the command line (train, infer, export, bench).
 
 #[cfg(not(target_arch = "wasm32"))]
 mod cli;
+#[cfg(not(target_arch = "wasm32"))]
+mod npy;
 
 fn main() {
     #[cfg(not(target_arch = "wasm32"))]
