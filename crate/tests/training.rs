@@ -459,3 +459,114 @@ fn gpu_regularized_training_matches_cpu() {
         assert!(c.penalty > 0.0);
     }
 }
+
+// ---- batch norm, dropout, inception ---------------------------------------------------------
+
+const COURSE_NET: &str = r#"{"input":[1,28,28],"classes":10,"layers":[
+    {"type":"conv2d","out":4,"kernel":3,"padding":1},{"type":"batch_norm"},{"type":"relu"},
+    {"type":"max_pool","size":2},
+    {"type":"inception","b1":2,"b3_reduce":2,"b3":4,"b5_reduce":1,"b5":2,"pool_proj":2},
+    {"type":"max_pool","size":2},{"type":"dropout","p":0.3},
+    {"type":"flatten"},{"type":"linear","out":16},{"type":"batch_norm"},{"type":"relu"},
+    {"type":"dropout","p":0.2,"scaling":"classic"},{"type":"linear","out":10}]}"#;
+
+fn course_trainer(device: Device, config: TrainConfig) -> Trainer {
+    let spec = ModelSpec::from_json(COURSE_NET).unwrap();
+    Trainer::with_device(spec, config, bars(100), device, "test".into()).unwrap()
+}
+
+fn buffer(t: &Trainer, name: &str) -> Vec<f32> {
+    let b = t.params().buffers.iter().find(|b| b.name == name).unwrap();
+    pollster::block_on(t.backend().read(&b.value)).unwrap()
+}
+
+#[test]
+fn seeded_50_steps_with_bn_dropout_and_inception_match_on_cpu_and_gpu() {
+    let gpu = match pollster::block_on(GpuBackend::request()) {
+        Ok(g) => g,
+        Err(e) => {
+            println!("GPU: skipped, no adapter: {e}");
+            return;
+        }
+    };
+    // SGD: Adam would turn the float noise in the gradients of the conv and linear biases
+    // that feed a batch norm (exactly zero in exact arithmetic) into steps of ±lr, so the
+    // two backends' running means would drift apart for no fault of either.
+    let config = cfg(8, 0.05, OptimizerKind::Sgd);
+    let mut on_gpu = course_trainer(Device::Gpu(gpu), config.clone());
+    let mut on_cpu = course_trainer(Device::Cpu(CpuBackend::new()), config);
+    for _ in 0..10 {
+        let (g, c) = (
+            pollster::block_on(on_gpu.step(5)).unwrap(),
+            pollster::block_on(on_cpu.step(5)).unwrap(),
+        );
+        assert!(
+            (g.loss - c.loss).abs() <= 2e-3 * c.loss.abs().max(1.0),
+            "step {}: gpu loss {} vs cpu {}",
+            c.step,
+            g.loss,
+            c.loss
+        );
+    }
+    assert_eq!(on_cpu.steps_done(), 50);
+    for name in ["1.running_mean", "1.running_var", "9.running_mean", "9.running_var"] {
+        let (g, c) = (buffer(&on_gpu, name), buffer(&on_cpu, name));
+        for (a, b) in g.iter().zip(&c) {
+            assert!((a - b).abs() <= 2e-3 * b.abs().max(1.0), "{name}: gpu {a} vs cpu {b}");
+        }
+    }
+    let (g, c) = (
+        pollster::block_on(on_gpu.evaluate(0)).unwrap(),
+        pollster::block_on(on_cpu.evaluate(0)).unwrap(),
+    );
+    assert!((g.val_loss - c.val_loss).abs() <= 2e-3 * c.val_loss.max(1.0));
+}
+
+#[test]
+fn batch_norm_running_stats_follow_training_and_eval_mode_uses_them() {
+    let mut t = course_trainer(Device::Cpu(CpuBackend::new()), cfg(16, 0.01, OptimizerKind::Adam));
+    assert_eq!(buffer(&t, "1.running_mean"), vec![0.0; 4]);
+    assert_eq!(buffer(&t, "1.running_var"), vec![1.0; 4]);
+    pollster::block_on(t.step(20)).unwrap();
+    let (mean, var) = (buffer(&t, "1.running_mean"), buffer(&t, "1.running_var"));
+    assert!(
+        mean.iter().any(|m| m.abs() > 1e-3),
+        "running mean never moved: {mean:?}"
+    );
+    assert!(var.iter().all(|v| *v > 0.0) && var.iter().any(|v| (v - 1.0).abs() > 1e-3));
+    // eval mode while training: no masks, running statistics, and they stop moving
+    let eval = t.config().merged_with_json(r#"{"train_mode":"eval"}"#).unwrap();
+    t.set_config(eval).unwrap();
+    let r = pollster::block_on(t.step(3)).unwrap();
+    assert_eq!(r.step, 23, "no reset");
+    assert!(r.loss.is_finite());
+    assert_eq!(
+        buffer(&t, "1.running_mean"),
+        mean,
+        "eval mode must not update running stats"
+    );
+    // two eval-mode steps from the same state see the same batch the same way: no dropout
+    // randomness; a dropout_p override changes nothing in eval mode with inverted scaling
+    let back = t
+        .config()
+        .merged_with_json(r#"{"train_mode":"train","dropout_p":0.0}"#)
+        .unwrap();
+    t.set_config(back).unwrap();
+    pollster::block_on(t.step(2)).unwrap();
+    assert_ne!(buffer(&t, "1.running_mean"), mean, "train mode updates them again");
+}
+
+#[test]
+fn dropout_masks_are_seeded_and_the_override_applies_live() {
+    let run = |json: &str| {
+        let config = TrainConfig::from_json(json).unwrap();
+        let mut t = course_trainer(Device::Cpu(CpuBackend::new()), TrainConfig { batch: 8, ..config });
+        (0..4)
+            .map(|_| pollster::block_on(t.step(2)).unwrap().loss)
+            .collect::<Vec<_>>()
+    };
+    let a = run(r#"{"seed":3}"#);
+    assert_eq!(a, run(r#"{"seed":3}"#), "same seed, same masks, same losses");
+    assert_ne!(a, run(r#"{"seed":3,"dropout_p":0.0}"#), "p overridden to 0: no masks");
+    assert_ne!(a, run(r#"{"seed":3,"dropout_scaling":"classic"}"#), "scaling override");
+}
