@@ -518,6 +518,30 @@ impl Trainer {
     }
 }
 
+/// One parameter tensor's statistics for the page's histogram and zero-share readouts.
+#[derive(Clone, Debug, Serialize)]
+pub struct ParamStats {
+    pub name: String,
+    /// "conv" | "linear" | "bias" | "bn"
+    pub group: &'static str,
+    pub shape: Vec<usize>,
+    pub stats: crate::probe::WeightStats,
+}
+
+/// A batch norm layer's running statistics.
+#[derive(Clone, Debug, Serialize)]
+pub struct BnStats {
+    pub layer: String,
+    pub mean: Vec<f32>,
+    pub var: Vec<f32>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Weights {
+    pub params: Vec<ParamStats>,
+    pub batch_norm: Vec<BnStats>,
+}
+
 /// Upper bound on the channels an activation probe returns per layer (the page shows a grid).
 pub const MAX_PROBE_CHANNELS: usize = 64;
 
@@ -583,6 +607,42 @@ impl Trainer {
             image: batch.images,
             layers,
         })
+    }
+
+    /// Every parameter's statistics (histogram, exact and near zeros, norm) and every batch
+    /// norm layer's running statistics.
+    pub async fn weights(&self) -> Result<Weights> {
+        use crate::nn::ParamKind;
+        let be = self.backend();
+        be.flush()?;
+        let mut params = Vec::with_capacity(self.params.params.len());
+        for p in &self.params.params {
+            let data = be.read(&p.value).await?;
+            params.push(ParamStats {
+                name: p.name.clone(),
+                group: match p.kind {
+                    ParamKind::ConvWeight => "conv",
+                    ParamKind::LinearWeight => "linear",
+                    ParamKind::Bias => "bias",
+                    ParamKind::BnWeight | ParamKind::BnBias => "bn",
+                },
+                shape: p.value.dims().to_vec(),
+                stats: crate::probe::weight_stats(&data),
+            });
+        }
+        let mut batch_norm = Vec::new();
+        for pair in self.params.buffers.chunks(2) {
+            let [m, v] = pair else { continue };
+            let Some(layer) = m.name.strip_suffix(".running_mean") else {
+                continue;
+            };
+            batch_norm.push(BnStats {
+                layer: layer.to_string(),
+                mean: be.read(&m.value).await?,
+                var: be.read(&v.value).await?,
+            });
+        }
+        Ok(Weights { params, batch_norm })
     }
 
     /// The kernels of the conv2d layer named `layer` (O, C, K, K); the first conv when empty.

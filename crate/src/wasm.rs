@@ -138,6 +138,32 @@ impl Playground {
         })
     }
 
+    /// {"params": [{"name", "group", "shape", "stats": {count, zeros, near_zeros, l2_norm,
+    /// min, max, histogram: {lo, hi, counts}}}], "batch_norm": [{"layer", "mean", "var"}]}
+    pub fn weights(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let t = inner.try_borrow().map_err(|_| busy())?;
+            json(&t.weights().await.map_err(js)?)
+        })
+    }
+
+    /// The weights as safetensors bytes, with PyTorch's names and layouts (a download).
+    pub fn export_weights(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let t = inner.try_borrow().map_err(|_| busy())?;
+            let bytes = t.save_weights().await.map_err(js)?;
+            Ok(js_sys::Uint8Array::from(bytes.as_slice()).into())
+        })
+    }
+
+    /// A PyTorch `model.py` that builds this architecture and loads the exported weights.
+    pub fn export_model_py(&self) -> Result<String, JsValue> {
+        let t = self.inner.try_borrow().map_err(|_| busy())?;
+        crate::nn::export::model_py(t.spec()).map_err(js)
+    }
+
     /// Predictions for `k` validation digits: indices into the asset, labels, preds, confidence.
     pub fn predict(&self, k: u32) -> Promise {
         let inner = self.inner.clone();

@@ -570,3 +570,27 @@ fn dropout_masks_are_seeded_and_the_override_applies_live() {
     assert_ne!(a, run(r#"{"seed":3,"dropout_p":0.0}"#), "p overridden to 0: no masks");
     assert_ne!(a, run(r#"{"seed":3,"dropout_scaling":"classic"}"#), "scaling override");
 }
+
+#[test]
+fn weights_probe_reports_every_tensor_and_the_running_stats() {
+    let mut t = course_trainer(Device::Cpu(CpuBackend::new()), cfg(8, 0.01, OptimizerKind::Adam));
+    pollster::block_on(t.step(3)).unwrap();
+    let w = pollster::block_on(t.weights()).unwrap();
+    assert_eq!(w.params.len(), t.params().params.len());
+    for (s, p) in w.params.iter().zip(&t.params().params) {
+        assert_eq!(s.name, p.name);
+        assert_eq!(s.stats.count, p.value.numel());
+        let data = p.value.cpu().unwrap();
+        assert_eq!(s.stats.zeros, data.iter().filter(|v| **v == 0.0).count());
+    }
+    let groups = |g: &str| w.params.iter().filter(|p| p.group == g).count();
+    // conv stem + 6 inception convs; 2 linears; 2 BN × (weight, bias); a bias per conv/linear
+    assert_eq!(
+        (groups("conv"), groups("linear"), groups("bn"), groups("bias")),
+        (7, 2, 4, 9)
+    );
+    let layers: Vec<&str> = w.batch_norm.iter().map(|b| b.layer.as_str()).collect();
+    assert_eq!(layers, ["1", "9"]);
+    assert_eq!(w.batch_norm[0].mean, buffer(&t, "1.running_mean"));
+    assert_eq!(w.batch_norm[1].var, buffer(&t, "9.running_var"));
+}
