@@ -147,3 +147,47 @@ async fn webgpu_training_matches_cpu_losses_in_the_browser() {
         );
     }
 }
+
+/// The course's layers on WebGPU in the browser: batch norm (train mode, running update),
+/// seeded dropout, an inception block, a residual add, max-unpool, concat and a global
+/// average pool head train with the CPU's losses, and evaluate alike in eval mode.
+#[wasm_bindgen_test]
+async fn webgpu_course_layers_match_cpu_in_the_browser() {
+    let spec = ModelSpec::from_json(
+        r#"{"input":[1,28,28],"classes":10,"layers":[
+        {"type":"conv2d","out":4,"kernel":3,"padding":1,"name":"stem"},{"type":"batch_norm"},{"type":"relu"},
+        {"type":"max_pool","name":"pool"},
+        {"type":"inception","b1":2,"b3_reduce":2,"b3":2,"b5_reduce":1,"b5":2,"pool_proj":2,"name":"inc"},
+        {"type":"conv2d","out":8,"kernel":1,"inputs":["pool"],"name":"proj"},
+        {"type":"add","inputs":["inc","proj"]},{"type":"conv2d","out":4,"kernel":1},
+        {"type":"max_unpool","pool":"pool"},{"type":"concat","inputs":["8","stem"]},
+        {"type":"dropout","p":0.3},{"type":"global_avg_pool"},{"type":"linear","out":10}]}"#,
+    )
+    .unwrap();
+    let sgd = TrainConfig {
+        optimizer: OptimizerKind::Sgd,
+        lr: 0.05,
+        ..config(8)
+    };
+    let gpu = GpuBackend::request().await.expect("WebGPU adapter");
+    let mut on_gpu =
+        Trainer::with_device(spec.clone(), sgd.clone(), bars(100), Device::Gpu(gpu), "test".into()).unwrap();
+    let mut on_cpu = Trainer::with_device(spec, sgd, bars(100), Device::Cpu(CpuBackend::new()), "test".into()).unwrap();
+    for _ in 0..3 {
+        let (g, c) = (on_gpu.step(2).await.unwrap(), on_cpu.step(2).await.unwrap());
+        assert!(
+            (g.loss - c.loss).abs() <= 2e-3 * c.loss.abs().max(1.0),
+            "step {}: webgpu loss {} vs cpu {}",
+            c.step,
+            g.loss,
+            c.loss
+        );
+    }
+    let (g, c) = (on_gpu.evaluate(20).await.unwrap(), on_cpu.evaluate(20).await.unwrap());
+    assert!(
+        (g.val_loss - c.val_loss).abs() <= 2e-3 * c.val_loss.max(1.0),
+        "eval: webgpu {} vs cpu {}",
+        g.val_loss,
+        c.val_loss
+    );
+}
