@@ -93,7 +93,11 @@ test('reloading a link restores the same settings and the same run (seed include
     await page.fill('[data-testid="momentum"]', '0.8');
     await page.locator('[data-testid="momentum"]').blur();
     const hash = await page.evaluate(() => location.hash);
-    assert.equal(hash, '#preset=mnist-small&lr=0.02&batch=32&optimizer=sgd&momentum=0.8&seed=7&backend=cpu');
+    assert.equal(
+      hash,
+      '#preset=mnist-small&lr=0.02&batch=32&optimizer=sgd&momentum=0.8&weight_decay=0.01&l1=0&l1_target=weights' +
+        '&l1_mode=penalty&l2=0&l2_target=weights&dropout_p=spec&dropout_scaling=spec&train_mode=train&seed=7&backend=cpu&example=0',
+    );
     // Live settings were applied to the running model without complaint.
     await page.waitForTimeout(300);
     assert.equal(await page.locator('[data-testid="error"]').isVisible(), false, await text(page, 'error'));

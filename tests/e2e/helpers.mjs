@@ -78,19 +78,26 @@ export async function openPage(browser, url, { viewport = { width: 1280, height:
 
 /** Waits until the model is built (play enabled); fails with the page's error text if any. */
 export async function waitReady(page, timeout = 60_000) {
+  let failed = false;
   try {
-    await page.waitForFunction(
-      () => {
-        const play = document.querySelector('[data-testid="play"]');
-        const badge = document.querySelector('[data-testid="backend"]');
-        return play && !play.disabled && badge.dataset.backend !== 'none';
-      },
-      null,
-      { timeout },
-    );
+    // ready, or a model that did not build (then fail at once, with the page's message)
+    failed = await (
+      await page.waitForFunction(
+        () => {
+          const play = document.querySelector('[data-testid="play"]');
+          const badge = document.querySelector('[data-testid="backend"]');
+          const error = document.querySelector('[data-testid="error"]');
+          if (!error.hidden && /could not build the model/.test(error.textContent)) return 'failed';
+          return play && !play.disabled && badge.dataset.backend !== 'none' && 'ready';
+        },
+        null,
+        { timeout },
+      )
+    ).jsonValue() === 'failed';
   } catch (err) {
     throw new Error(`the page did not become ready: ${await errorText(page)} (${err.message.split('\n')[0]})`);
   }
+  if (failed) throw new Error(`the page did not become ready: ${await errorText(page)}`);
 }
 
 export async function text(page, testid) {
@@ -147,4 +154,46 @@ export async function screenshot(page, name) {
   const file = path.join(RESULTS, `${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
   return file;
+}
+
+/** Plays until the step readout reaches `target`, then pauses and waits until play is enabled again. */
+export async function playUntil(page, target, timeout = 90_000) {
+  await page.click('[data-testid="play"]');
+  await waitForStep(page, target, timeout);
+  await page.click('[data-testid="pause"]');
+  await page.waitForFunction(() => !document.querySelector('[data-testid="play"]').disabled, null, { timeout: 30_000 });
+}
+
+/** After a change that builds a new model (from a run past step 0): waits for step 0, then ready. */
+export async function waitRebuilt(page, timeout = 60_000) {
+  try {
+    await page.waitForFunction(() => document.querySelector('[data-testid="step"]').textContent === '0', null, { timeout });
+  } catch {
+    throw new Error(`no new model: step is still ${await text(page, 'step')} (${await errorText(page)})`);
+  }
+  await waitReady(page, timeout);
+}
+
+/** The kinds of the layer editor's rows, in order. */
+export async function editorKinds(page) {
+  return page.$$eval('[data-testid="layer-row"]', (rows) => rows.map((r) => r.dataset.kind));
+}
+
+/** The texts of the layer picker's options (from the built model's summary()). */
+export async function pickerLayers(page) {
+  return page.$$eval('[data-testid="layer-select"] option', (options) => options.map((o) => o.textContent));
+}
+
+/** How many pixels of the first canvas inside [data-testid=testid] are not blank or near-white. */
+export async function inkedPixels(page, testid) {
+  return page.evaluate((id) => {
+    const canvas = document.querySelector(`[data-testid="${id}"] canvas`) ?? document.querySelector(`canvas[data-testid="${id}"]`);
+    if (!canvas || canvas.width === 0 || canvas.height === 0) return 0;
+    const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    let n = 0;
+    for (let i = 0; i < data.length; i += 4) {
+      if (data[i + 3] > 0 && (data[i] < 235 || data[i + 1] < 235 || data[i + 2] < 235)) n++;
+    }
+    return n;
+  }, testid);
 }

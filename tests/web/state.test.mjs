@@ -5,20 +5,91 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FIELDS, defaults, fromHash, parseField, toConfig, toHash } from '../../web/src/state.js';
+import { FIELDS, LIVE_FIELDS, REBUILD_FIELDS, defaults, fromHash, parseField, toConfig, toHash } from '../../web/src/state.js';
+import { encodeArch } from '../../web/src/arch.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 test('defaults round-trip through the hash', () => {
   const state = defaults();
   const hash = toHash(state);
-  assert.equal(hash, '#preset=mnist-small&lr=0.001&batch=64&optimizer=adam&momentum=0.9&seed=1&backend=auto');
+  assert.equal(
+    hash,
+    '#preset=mnist-small&lr=0.001&batch=64&optimizer=adam&momentum=0.9&weight_decay=0.01' +
+      '&l1=0&l1_target=weights&l1_mode=penalty&l2=0&l2_target=weights&dropout_p=spec&dropout_scaling=spec' +
+      '&train_mode=train&seed=1&backend=auto&example=0',
+  );
   assert.deepEqual(fromHash(hash), { state, errors: [] });
 });
 
 test('every field round-trips a non-default value', () => {
-  const state = { preset: 'mnist-tiny', lr: 0.0125, batch: 8, optimizer: 'sgd', momentum: 0.5, seed: 4294967295, backend: 'webgpu' };
+  const arch = encodeArch([{ type: 'flatten' }, { type: 'dropout', p: 0.2 }, { type: 'linear', out: 10 }]);
+  const state = {
+    preset: 'mnist-tiny',
+    lr: 0.0125,
+    batch: 8,
+    optimizer: 'adamw',
+    momentum: 0.5,
+    weight_decay: 0.05,
+    l1: 0.0001,
+    l1_target: 'first_conv',
+    l1_mode: 'proximal',
+    l2: 0.003,
+    l2_target: 'all',
+    dropout_p: 0.3,
+    dropout_scaling: 'classic',
+    train_mode: 'eval',
+    seed: 4294967295,
+    backend: 'webgpu',
+    layer: 'conv_1',
+    example: 996,
+    arch,
+  };
+  assert.deepEqual(Object.keys(state).sort(), Object.keys(FIELDS).sort(), 'this test covers every field');
   assert.deepEqual(fromHash(toHash(state)), { state, errors: [] });
+  assert.match(toHash(state), /&layer=conv_1&example=996&arch=[A-Za-z0-9_-]+$/);
+});
+
+test('empty text fields stay out of the hash; a missing field takes its default', () => {
+  const hash = toHash(defaults());
+  assert.doesNotMatch(hash, /arch=|layer=/);
+  assert.deepEqual(fromHash('#arch=&layer=').state, defaults());
+  assert.deepEqual(fromHash('#dropout_p=').state.dropout_p, null);
+});
+
+test('bad new fields are named and fall back without losing the rest', () => {
+  const { state, errors } = fromHash(
+    '#l1=-1&l2=lots&l1_target=bias&l1_mode=soft&optimizer=adamw&weight_decay=2&dropout_p=1' +
+      '&dropout_scaling=half&train_mode=test&layer=conv.1&example=997&arch=%25%25&seed=9',
+  );
+  assert.equal(state.optimizer, 'adamw');
+  assert.equal(state.seed, 9);
+  const expected = [
+    /^L1 strength \(l1\): -1 is below the minimum; expected a number from 0 to 1; using the default 0$/,
+    /^L2 strength \(l2\): "lots" is not a number/,
+    /^L1 target \(l1_target\): "bias" is not allowed; expected one of weights, conv, linear, all, first_conv/,
+    /^L1 mode \(l1_mode\): "soft" is not allowed; expected one of penalty, proximal/,
+    /^AdamW weight decay \(weight_decay\): 2 is above the maximum/,
+    /^dropout p override \(dropout_p\): 1 is above the maximum; expected a number from 0 up to but not including 1 or "spec"; using the default spec$/,
+    /^dropout scaling \(dropout_scaling\): "half" is not allowed/,
+    /^training forward mode \(train_mode\): "test" is not allowed; expected one of train, eval/,
+    /^viewed layer \(layer\): "conv.1" is not a layer name/,
+    /^viewed example \(example\): 997 is above the maximum/,
+    /^architecture \(arch\): the value is not base64url text; expected a layer list as base64url JSON, or nothing for the preset; using the default \(the preset's layers\)$/,
+  ];
+  assert.equal(errors.length, expected.length, errors.join('\n'));
+  expected.forEach((re, i) => assert.match(errors[i], re));
+  const fallback = defaults();
+  for (const key of ['l1', 'l2', 'l1_target', 'l1_mode', 'weight_decay', 'dropout_p', 'dropout_scaling', 'train_mode', 'layer', 'example', 'arch']) {
+    assert.deepEqual(state[key], fallback[key], key);
+  }
+});
+
+test('an arch that is base64url but not a layer list is named too', () => {
+  const b64 = (s) => Buffer.from(s).toString('base64url');
+  const { state, errors } = fromHash(`#arch=${b64('[{"type":"conv3d"}]')}`);
+  assert.equal(state.arch, '');
+  assert.match(errors[0], /^architecture \(arch\): the value layer 0 has the unknown type "conv3d"/);
 });
 
 test('an empty or missing hash gives the defaults without errors', () => {
@@ -66,17 +137,37 @@ test('parseField enforces type and bounds', () => {
   bad('momentum', '1', /above the maximum/);
   bad('seed', '-1', /below the minimum/);
   bad('backend', 'WEBGPU', /not allowed/);
+  ok('dropout_p', 'spec', null);
+  ok('dropout_p', '', null);
+  ok('dropout_p', '0.99', 0.99);
+  bad('dropout_p', '1', /above the maximum/);
+  bad('dropout_p', '-0.1', /below the minimum/);
+  ok('optimizer', 'adamw', 'adamw');
+  ok('layer', '', '');
+  ok('layer', '3', '3');
+  bad('layer', 'a b', /not a layer name/);
+  ok('arch', '', '');
+  bad('arch', 'bm90IGpzb24', /does not decode to JSON/); // "not json"
   bad('nope', '1', /unknown setting/);
 });
 
-test('toConfig gives the Playground config: every field but the preset', () => {
+test('toConfig gives the Playground config: the run settings, "spec" as null', () => {
   const config = toConfig(defaults());
-  assert.deepEqual(Object.keys(config).sort(), ['backend', 'batch', 'lr', 'momentum', 'optimizer', 'seed']);
+  assert.deepEqual(Object.keys(config).sort(), [
+    'backend', 'batch', 'dropout_p', 'dropout_scaling', 'l1', 'l1_mode', 'l1_target', 'l2', 'l2_target',
+    'lr', 'momentum', 'optimizer', 'seed', 'train_mode', 'weight_decay',
+  ]);
+  assert.equal(config.dropout_p, null);
+  assert.equal(config.dropout_scaling, null);
+  assert.equal(toConfig({ ...defaults(), dropout_scaling: 'classic' }).dropout_scaling, 'classic');
+  // every field is either a rebuild field, a live config field, or a view field
+  const views = ['layer', 'example'];
+  assert.deepEqual([...REBUILD_FIELDS, ...LIVE_FIELDS, ...views].sort(), Object.keys(FIELDS).sort());
 });
 
 test('every field has a default inside its own bounds', () => {
   for (const [name, f] of Object.entries(FIELDS)) {
-    assert.deepEqual(parseField(name, String(f.default)), { ok: true, value: f.default }, name);
+    assert.deepEqual(parseField(name, f.default), { ok: true, value: f.default }, name);
   }
 });
 

@@ -1,10 +1,28 @@
 // The main thread: reads the state table from the URL hash, wires the controls, sends
 // commands to the training worker and draws what comes back. It never trains, and every
-// draw is cheap (a few text nodes, two uPlot redraws, small canvases, once per frame).
-import { FIELDS, fromHash, parseField, toHash } from './state.js';
+// draw is cheap (a few text nodes, uPlot redraws, small canvases, once per frame).
+//
+// The model is a spec: the preset's, with the layer list of `arch` when it was edited. The
+// architecture toggles and the layer editor turn the running spec into a new one (checked
+// by the Rust side's check_spec in the worker), which becomes `arch` and a new model.
+import { FIELDS, formatField, fromHash, parseField, toHash } from './state.js';
+import {
+  archFor,
+  batchNormState,
+  dropoutState,
+  headState,
+  inceptionState,
+  specFor,
+  withBatchNorm,
+  withDropout,
+  withHead,
+  withInception,
+} from './arch.js';
 import { CurveChart } from './ui/charts.js';
 import { FilterView } from './ui/filters.js';
 import { DigitView } from './ui/digits.js';
+import { LayerEditor, fmtTotals } from './ui/editor.js';
+import { LayerViews } from './ui/layerview.js';
 
 const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
 
@@ -46,10 +64,35 @@ window.addEventListener('unhandledrejection', (e) =>
   setError('page', `page error: ${e.reason instanceof Error ? e.reason.message : String(e.reason)}`),
 );
 
+/** The problems of a check_spec result, as one line. */
+function problems(result) {
+  return result.errors.map((e) => e.message).join('; ');
+}
+
 // ---------------------------------------------------------------------------------------
 // State: one table, mirrored in the URL hash and the form.
 
 let state;
+let preset = null; // the preset's spec
+let model = null; // the spec that runs: the preset, or its layers replaced by `arch`
+let modelSeq = 0; // the latest model change; an older one that finishes late is dropped
+let archBusy = false;
+let layerFromLink = false; // the viewed layer came from a link: say so if the model lacks it
+
+const OPTION_LABELS = {
+  spec: "each layer's",
+  weights: 'all weights',
+  conv: 'conv weights',
+  linear: 'linear weights',
+  all: 'everything',
+  first_conv: 'first conv',
+  train: 'train mode',
+  eval: 'eval mode',
+};
+
+function writeHash() {
+  history.replaceState(null, '', toHash(state));
+}
 
 function loadHash() {
   const parsed = fromHash(location.hash);
@@ -60,9 +103,13 @@ function loadHash() {
       ? `The link's settings had problems, so defaults were used for them: ${parsed.errors.join('; ')}.`
       : null,
   );
-  history.replaceState(null, '', toHash(state));
+  setError('arch', null);
+  setError('layer', null);
+  layerFromLink = state.layer !== '';
+  writeHash();
   for (const name of Object.keys(FIELDS)) setError(`field:${name}`, null);
   fillForm();
+  resolveModel();
 }
 
 function fillForm() {
@@ -70,12 +117,23 @@ function fillForm() {
     const name = el.dataset.field;
     const field = FIELDS[name];
     if (el.tagName === 'SELECT' && el.options.length === 0) {
-      for (const value of field.values) el.add(new Option(value, value));
+      for (const value of field.values) el.add(new Option(OPTION_LABELS[value] ?? value, value));
     }
-    el.value = String(state[name]);
+    el.value = formatField(name, state[name]);
     el.removeAttribute('aria-invalid');
   }
+  syncDependents();
+}
+
+/** Controls that only matter for some settings, and the sliders that mirror their fields. */
+function syncDependents() {
   $('momentum').disabled = state.optimizer !== 'sgd';
+  $('weight-decay').disabled = state.optimizer !== 'adamw';
+  for (const slider of document.querySelectorAll('[data-slider]')) {
+    const v = state[slider.dataset.slider];
+    const min = Number(slider.min);
+    slider.value = String(v > 0 ? Math.max(min + Number(slider.step), Math.min(Number(slider.max), Math.log10(v))) : min);
+  }
 }
 
 function onFieldChange(el) {
@@ -83,41 +141,224 @@ function onFieldChange(el) {
   const parsed = parseField(name, el.value);
   if (!parsed.ok) {
     el.setAttribute('aria-invalid', 'true');
-    setError(`field:${name}`, `${parsed.message}. Still using ${state[name]}.`);
+    setError(`field:${name}`, `${parsed.message}. Still using ${formatField(name, state[name], { hash: true })}.`);
     return;
   }
   el.removeAttribute('aria-invalid');
   setError(`field:${name}`, null);
   if (parsed.value === state[name]) return;
   state = { ...state, [name]: parsed.value };
-  history.replaceState(null, '', toHash(state));
-  $('momentum').disabled = state.optimizer !== 'sgd';
-  send({ type: 'configure', state });
+  if (name === 'preset') {
+    state.arch = ''; // a new preset brings its own layers
+    setError('arch', null);
+  }
+  writeHash();
+  syncDependents();
+  if (name === 'preset') resolveModel();
+  else sendConfigure();
 }
 
 for (const el of document.querySelectorAll('[data-field]')) {
   el.addEventListener('change', () => onFieldChange(el));
 }
-document.querySelector('form.fields').addEventListener('submit', (e) => e.preventDefault());
+for (const form of document.querySelectorAll('form.fields')) form.addEventListener('submit', (e) => e.preventDefault());
 
-window.addEventListener('hashchange', () => {
-  loadHash();
-  send({ type: 'configure', state });
+// A slider sets its field on a log scale; far left is 0 (off).
+for (const slider of document.querySelectorAll('[data-slider]')) {
+  slider.addEventListener('input', () => {
+    const pos = Number(slider.value);
+    const value = pos <= Number(slider.min) ? 0 : Number((10 ** pos).toPrecision(2));
+    const input = document.querySelector(`[data-field="${slider.dataset.slider}"]`);
+    input.value = String(value);
+    onFieldChange(input);
+  });
+}
+
+function stepExample(delta) {
+  const input = $('example');
+  const f = FIELDS.example;
+  input.value = String(Math.max(f.min, Math.min(f.max, state.example + delta)));
+  onFieldChange(input);
+}
+$('example-prev').addEventListener('click', () => stepExample(-1));
+$('example-next').addEventListener('click', () => stepExample(1));
+
+window.addEventListener('hashchange', loadHash);
+
+// ---------------------------------------------------------------------------------------
+// The model: preset + arch, the toggles, the layer editor.
+
+const presetCache = new Map();
+
+function loadPreset(name) {
+  if (!presetCache.has(name)) {
+    const url = new URL(`../presets/${encodeURIComponent(name)}.json`, import.meta.url);
+    const loading = fetch(url).then(async (response) => {
+      if (!response.ok) throw new Error(`could not fetch the model preset "${name}" from ${url.pathname}: HTTP ${response.status}`);
+      return response.json();
+    });
+    loading.catch(() => presetCache.delete(name));
+    presetCache.set(name, loading);
+  }
+  return presetCache.get(name);
+}
+
+/** The spec of the state (preset + arch), checked when it comes from a link; then configure. */
+async function resolveModel() {
+  const seq = ++modelSeq;
+  setArchBusy(true);
+  try {
+    const base = await loadPreset(state.preset);
+    if (seq !== modelSeq) return;
+    const spec = specFor(base, state.arch);
+    if (state.arch) {
+      const result = await checkSpec(spec);
+      if (seq !== modelSeq) return;
+      if (!result.ok) {
+        setError(
+          'arch',
+          `architecture (arch): the link's layers do not validate, so the ${state.preset} preset's layers are used ` +
+            `(the link's layers are in the layer editor, to fix): ${problems(result)}`,
+        );
+        state = { ...state, arch: '' };
+        writeHash();
+        install(base, base);
+        editor.setDraft(spec.layers);
+        return;
+      }
+    }
+    install(base, spec);
+  } catch (err) {
+    if (seq === modelSeq) setError('model', `could not load the model: ${err.message}`);
+  } finally {
+    if (seq === modelSeq) setArchBusy(false);
+  }
+}
+
+function install(base, spec) {
+  setError('model', null);
+  preset = base;
+  model = spec;
+  $('arch-description').textContent = state.arch
+    ? `Edited from the ${state.preset} preset (the layers are in the link).`
+    : `${state.preset}: ${base.description ?? ''}`;
+  editor.setLayers(spec.layers);
+  sendConfigure();
+}
+
+/** Makes `spec` the model (a new run) if check_spec accepts it; says why not otherwise. */
+async function changeArch(spec, what) {
+  if (!model || archBusy) return;
+  const seq = ++modelSeq;
+  setArchBusy(true);
+  try {
+    const result = await checkSpec(spec);
+    if (seq !== modelSeq) return;
+    if (!result.ok) {
+      setError('arch-change', `${what} gives a model that does not validate: ${problems(result)}`);
+      return;
+    }
+    setError('arch-change', null);
+    setError('arch', null);
+    state = { ...state, arch: archFor(preset, spec) };
+    writeHash();
+    install(preset, spec);
+  } catch (err) {
+    if (seq === modelSeq) setError('arch-change', `could not check the new architecture: ${err.message}`);
+  } finally {
+    if (seq === modelSeq) setArchBusy(false);
+  }
+}
+
+function setArchBusy(busy) {
+  archBusy = busy;
+  editor.setBusy(busy);
+  renderToggles();
+}
+
+/** The toggles read their state from the running spec; while a change is checked and
+ * built they keep what the reader clicked, disabled. */
+function renderToggles() {
+  if (archBusy) {
+    for (const id of ['arch-bn', 'arch-inception', 'arch-dropout', 'arch-head']) $(id).disabled = true;
+    return;
+  }
+  const bn = model ? batchNormState(model) : 'none';
+  const inception = model ? inceptionState(model) : 'none';
+  const dropout = model ? dropoutState(model) : 'none';
+  const head = model ? headState(model) : 'other';
+  const box = (testid, on, disabled, mixed = false) => {
+    const el = $(testid);
+    el.checked = on;
+    el.indeterminate = mixed;
+    el.disabled = disabled;
+  };
+  box('arch-bn', bn === 'on', bn === 'none', bn === 'mixed');
+  box('arch-inception', inception === 'on', inception === 'none');
+  box('arch-dropout', dropout === 'on', dropout === 'none');
+  $('arch-head').value = head;
+  $('arch-head').disabled = head === 'other';
+  $('arch-inception').title =
+    inception === 'none'
+      ? 'This model has no second conv stage to turn into an inception block'
+      : 'The second conv stage becomes a GoogLeNet inception block of the same width';
+}
+
+$('arch-bn').addEventListener('change', (e) =>
+  changeArch(withBatchNorm(model, e.target.checked), e.target.checked ? 'adding batch norm' : 'removing batch norm'),
+);
+$('arch-inception').addEventListener('change', (e) =>
+  changeArch(withInception(model, e.target.checked), e.target.checked ? 'the inception block' : 'removing the inception block'),
+);
+$('arch-dropout').addEventListener('change', (e) =>
+  changeArch(withDropout(model, e.target.checked), e.target.checked ? 'adding dropout' : 'removing dropout'),
+);
+$('arch-head').addEventListener('change', (e) => changeArch(withHead(model, e.target.value), `the ${e.target.value} head`));
+
+const editor = new LayerEditor($('layer-editor'), {
+  check: (layers) => checkSpec({ ...(model ?? preset), layers }),
+  onApply: (layers) => changeArch({ ...model, layers }, 'the edited layer list'),
 });
+
+// check_spec runs in the worker (which owns the wasm module); answers come back by id.
+const checks = new Map();
+let checkId = 0;
+
+function checkSpec(spec) {
+  return new Promise((resolve, reject) => {
+    if (!worker) {
+      reject(new Error('the training worker is not running'));
+      return;
+    }
+    checkId += 1;
+    checks.set(checkId, { resolve, reject });
+    send({ type: 'check', id: checkId, spec: JSON.stringify(spec) });
+  });
+}
 
 // ---------------------------------------------------------------------------------------
 // Views, redrawn at most once per animation frame.
 
-const lossChart = new CurveChart($('loss-chart'), { title: 'Loss (log scale)', log: true });
+const lossChart = new CurveChart($('loss-chart'), {
+  title: 'Loss (log scale)',
+  log: true,
+  series: [
+    { key: 'train', label: 'train', color: '#2563eb', width: 1.5 },
+    { key: 'val', label: 'validation', color: '#ea580c', width: 2, points: true },
+    { key: 'penalty', label: 'penalty', color: '#7c3aed', width: 1.5 },
+  ],
+});
 const accuracyChart = new CurveChart($('accuracy-chart'), { title: 'Accuracy', percent: true });
 const filterView = new FilterView($('filters'));
 const digitView = new DigitView($('digits'), 12);
+const layerViews = new LayerViews(document.querySelector('section.views'));
 
 const view = {
   run: -1,
   status: null, // the last status report
   train: null, // the last train report
   probe: null, // the last probe result (drawn once)
+  layer: null, // the last view result (drawn once)
   readoutsDirty: true,
 };
 let frameQueued = false;
@@ -130,6 +371,7 @@ function queueFrame() {
 
 const fmtPercent = (v) => (Number.isFinite(v) ? `${(v * 100).toFixed(1)}%` : '–');
 const fmtLoss = (v) => (Number.isFinite(v) ? v.toFixed(4) : String(v));
+const fmtPenalty = (v) => (!Number.isFinite(v) ? '–' : v === 0 ? '0' : v >= 1e-3 ? v.toFixed(4) : v.toExponential(2));
 
 function drawFrame() {
   frameQueued = false;
@@ -144,8 +386,15 @@ function drawFrame() {
     view.probe = null;
     $('val-accuracy').textContent = fmtPercent(p.val_accuracy);
     $('val-accuracy').title = `on ${p.examples} validation digits at step ${p.step}; loss ${fmtLoss(p.val_loss)}`;
-    filterView.draw(p.filters);
+    if (p.filters) filterView.draw(p.filters);
+    else filterView.caption.textContent = 'This model has no conv layer.';
     digitView.draw(p.digits);
+  }
+  if (view.layer) {
+    const v = view.layer;
+    view.layer = null;
+    if ($('layer-select').value !== v.layer) $('layer-select').value = v.layer;
+    layerViews.draw(v);
   }
 }
 
@@ -154,6 +403,7 @@ function drawReadouts() {
   const t = view.train;
   $('step').textContent = String(t ? t.step : (s?.step ?? 0));
   $('loss').textContent = t ? fmtLoss(t.loss) : '–';
+  $('penalty').textContent = t ? fmtPenalty(t.penalty) : '–';
   $('accuracy').textContent = t ? fmtPercent(t.accuracy) : '–';
   if (t && t.ms_per_step > 0) {
     const perSecond = 1000 / t.ms_per_step;
@@ -174,6 +424,8 @@ function drawReadouts() {
   $('play').disabled = !ready || Boolean(s?.running) || diverged;
   $('pause').disabled = !ready || !s?.running;
   $('step-once').disabled = !ready || diverged;
+  $('export-weights').disabled = !ready;
+  $('export-model-py').disabled = !ready;
 
   const badge = $('backend');
   const name = s?.backend ?? 'none';
@@ -182,6 +434,53 @@ function drawReadouts() {
     { cpu: 'CPU', webgpu: 'WebGPU', none: '…' }[name] ?? name;
   badge.querySelector('.badge-reason').textContent = s?.reason ?? '';
 }
+
+/** The built model's layers: the layer picker and the summary line. */
+function showModel(summary) {
+  $('arch-summary').textContent = `${summary.layers.length} layers · ${fmtTotals(summary)}`;
+  const select = $('layer-select');
+  select.replaceChildren(
+    ...summary.layers.map((l) => new Option(`${l.name} · ${l.kind} → ${l.out.join('×')}`, l.name)),
+  );
+  const fallback = summary.layers.find((l) => l.kind === 'conv2d') ?? summary.layers[0];
+  if (state.layer && !summary.layers.some((l) => l.name === state.layer)) {
+    // a link's layer is reported; one that a change of architecture took away is just replaced
+    if (layerFromLink) {
+      setError('layer', `viewed layer (layer): the model has no layer "${state.layer}"; showing layer ${fallback?.name} instead`);
+    }
+    state = { ...state, layer: '' };
+    writeHash();
+    sendConfigure();
+  }
+  select.value = state.layer || fallback?.name || '';
+  layerFromLink = false;
+}
+
+$('layer-select').addEventListener('change', (e) => {
+  setError('layer', null);
+  state = { ...state, layer: e.target.value };
+  writeHash();
+  sendConfigure();
+});
+
+// ---------------------------------------------------------------------------------------
+// Exports: the worker hands over the bytes; the page saves them as a download.
+
+function download(filename, data) {
+  const type = filename.endsWith('.py') ? 'text/x-python' : 'application/octet-stream';
+  const url = URL.createObjectURL(new Blob([data], { type }));
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = filename;
+  a.hidden = true;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 30_000);
+}
+
+$('export-weights').addEventListener('click', () => send({ type: 'export', what: 'weights' }));
+$('export-model-py').addEventListener('click', () => send({ type: 'export', what: 'model_py' }));
 
 // ---------------------------------------------------------------------------------------
 // The worker.
@@ -192,14 +491,20 @@ function send(message) {
   worker?.postMessage(message);
 }
 
+function sendConfigure() {
+  if (model) send({ type: 'configure', state, spec: JSON.stringify(model) });
+}
+
 function startRun(run) {
   view.run = run;
   view.train = null;
   view.probe = null;
+  view.layer = null;
   lossChart.clear();
   accuracyChart.clear();
   filterView.clear();
   digitView.clear();
+  layerViews.clear();
   $('val-accuracy').textContent = '–';
   setError('diverged', null);
   setError('worker', null);
@@ -212,6 +517,17 @@ function onWorkerMessage(msg) {
     setError(msg.scope === 'session' ? 'worker-session' : 'worker', msg.message);
     return;
   }
+  if (msg.type === 'check-result') {
+    const pending = checks.get(msg.id);
+    checks.delete(msg.id);
+    if (msg.error !== undefined) pending?.reject(new Error(msg.error));
+    else pending?.resolve(msg.result);
+    return;
+  }
+  if (msg.type === 'export-result') {
+    download(msg.filename, msg.data);
+    return;
+  }
   if (msg.run !== undefined && msg.run !== view.run) {
     if (msg.run < view.run) return; // a late message from a run that has been replaced
     startRun(msg.run);
@@ -220,8 +536,8 @@ function onWorkerMessage(msg) {
     view.status = msg;
   } else if (msg.type === 'report' && msg.kind === 'train') {
     view.train = msg;
-    lossChart.add(msg.step, msg.loss, null);
-    accuracyChart.add(msg.step, msg.accuracy, null);
+    lossChart.add(msg.step, { train: msg.loss, penalty: msg.penalty });
+    accuracyChart.add(msg.step, { train: msg.accuracy });
     if (msg.phase === 'diverged') {
       setError(
         'diverged',
@@ -229,10 +545,14 @@ function onWorkerMessage(msg) {
           'Lower the learning rate and press reset.',
       );
     }
+  } else if (msg.type === 'model') {
+    showModel(msg.summary);
   } else if (msg.type === 'probe-result') {
     view.probe = msg;
-    lossChart.add(msg.step, null, msg.val_loss);
-    accuracyChart.add(msg.step, null, msg.val_accuracy);
+    lossChart.add(msg.step, { val: msg.val_loss });
+    accuracyChart.add(msg.step, { val: msg.val_accuracy });
+  } else if (msg.type === 'view-result') {
+    view.layer = msg;
   } else {
     setError('worker', `unexpected message from the worker: ${JSON.stringify(msg).slice(0, 200)}`);
     return;
@@ -261,7 +581,6 @@ $('pause').addEventListener('click', () => send({ type: 'pause' }));
 $('step-once').addEventListener('click', () => send({ type: 'step' }));
 $('reset').addEventListener('click', () => send({ type: 'reset' }));
 
-loadHash();
 startWorker();
-send({ type: 'configure', state });
+loadHash();
 queueFrame();

@@ -2,21 +2,59 @@
 // the same validation applies to form inputs and to the URL hash, so any view is a link
 // and a bad link degrades to defaults with a readable message instead of a broken page.
 
+import { decodeArch } from './arch.js';
+
 /** @typedef {{type: 'enum', values: string[], default: string, label: string}} EnumField */
-/** @typedef {{type: 'int' | 'number', min: number, max: number, default: number, label: string}} NumberField */
+/** @typedef {{type: 'int' | 'number', min: number, max: number, below?: number, nullable?: string, default: number | null, label: string}} NumberField */
+/** @typedef {{type: 'name' | 'arch', default: '', label: string}} TextField */
+
+const TARGETS = ['weights', 'conv', 'linear', 'all', 'first_conv'];
 
 export const FIELDS = Object.freeze({
-  preset: { type: 'enum', values: ['mnist-small', 'mnist-tiny'], default: 'mnist-small', label: 'model preset' },
+  preset: { type: 'enum', values: ['mnist-small', 'mnist-tiny', 'mnist-nin', 'mnist-inception', 'mnist-mlp'], default: 'mnist-small', label: 'model preset' },
   lr: { type: 'number', min: 1e-6, max: 10, default: 0.001, label: 'learning rate' },
   batch: { type: 'int', min: 1, max: 1024, default: 64, label: 'batch size' },
-  optimizer: { type: 'enum', values: ['adam', 'sgd'], default: 'adam', label: 'optimizer' },
+  optimizer: { type: 'enum', values: ['adam', 'sgd', 'adamw'], default: 'adam', label: 'optimizer' },
   momentum: { type: 'number', min: 0, max: 0.999, default: 0.9, label: 'momentum' },
+  weight_decay: { type: 'number', min: 0, max: 1, default: 0.01, label: 'AdamW weight decay' },
+  l1: { type: 'number', min: 0, max: 1, default: 0, label: 'L1 strength' },
+  l1_target: { type: 'enum', values: TARGETS, default: 'weights', label: 'L1 target' },
+  l1_mode: { type: 'enum', values: ['penalty', 'proximal'], default: 'penalty', label: 'L1 mode' },
+  l2: { type: 'number', min: 0, max: 1, default: 0, label: 'L2 strength' },
+  l2_target: { type: 'enum', values: TARGETS, default: 'weights', label: 'L2 target' },
+  // null (written "spec") keeps each dropout layer's own p.
+  dropout_p: { type: 'number', min: 0, max: 1, below: 1, nullable: 'spec', default: null, label: 'dropout p override' },
+  // 'spec' keeps each dropout layer's own scaling.
+  dropout_scaling: { type: 'enum', values: ['spec', 'inverted', 'classic'], default: 'spec', label: 'dropout scaling' },
+  train_mode: { type: 'enum', values: ['train', 'eval'], default: 'train', label: 'training forward mode' },
   seed: { type: 'int', min: 0, max: 4294967295, default: 1, label: 'seed' },
   backend: { type: 'enum', values: ['auto', 'webgpu', 'cpu'], default: 'auto', label: 'backend' },
+  // The per-layer views: which layer ('' = the first conv layer) and which validation example.
+  layer: { type: 'name', default: '', label: 'viewed layer' },
+  example: { type: 'int', min: 0, max: 996, default: 0, label: 'viewed example' },
+  // The edited layer list (base64url JSON) when it differs from the preset's; '' = the preset's.
+  arch: { type: 'arch', default: '', label: 'architecture' },
 });
 
-/** Fields whose change needs a fresh model (free + create); the others apply live. */
-export const REBUILD_FIELDS = Object.freeze(['preset', 'seed', 'backend']);
+/** Fields whose change needs a fresh model (free + create). */
+export const REBUILD_FIELDS = Object.freeze(['preset', 'arch', 'seed', 'backend']);
+
+/** Config fields applied to the running model with set_config (only the changed ones are sent). */
+export const LIVE_FIELDS = Object.freeze([
+  'lr',
+  'batch',
+  'optimizer',
+  'momentum',
+  'weight_decay',
+  'l1',
+  'l1_target',
+  'l1_mode',
+  'l2',
+  'l2_target',
+  'dropout_p',
+  'dropout_scaling',
+  'train_mode',
+]);
 
 export function defaults() {
   return Object.fromEntries(Object.entries(FIELDS).map(([name, f]) => [name, f.default]));
@@ -25,8 +63,11 @@ export function defaults() {
 function describe(name) {
   const f = FIELDS[name];
   if (f.type === 'enum') return `one of ${f.values.join(', ')}`;
+  if (f.type === 'name') return 'a layer name (letters, digits and _) or nothing';
+  if (f.type === 'arch') return 'a layer list as base64url JSON, or nothing for the preset';
   const kind = f.type === 'int' ? 'a whole number' : 'a number';
-  return `${kind} from ${f.min} to ${f.max}`;
+  const top = f.below !== undefined ? `up to but not including ${f.below}` : `to ${f.max}`;
+  return `${kind} from ${f.min} ${top}${f.nullable ? ` or "${f.nullable}"` : ''}`;
 }
 
 /**
@@ -36,8 +77,17 @@ function describe(name) {
 export function parseField(name, raw) {
   const f = FIELDS[name];
   if (!f) return { ok: false, message: `unknown setting "${name}"` };
-  const text = String(raw).trim();
+  const text = raw === null ? '' : String(raw).trim();
   const bad = (why) => ({ ok: false, message: `${f.label} (${name}): ${why}; expected ${describe(name)}` });
+  if (f.type === 'name') {
+    return /^[A-Za-z0-9_]{0,64}$/.test(text) ? { ok: true, value: text } : bad(`"${text}" is not a layer name`);
+  }
+  if (f.type === 'arch') {
+    if (text === '') return { ok: true, value: '' };
+    const decoded = decodeArch(text);
+    return decoded.ok ? { ok: true, value: text } : bad(`the value ${decoded.message}`);
+  }
+  if (f.nullable && (text === '' || text === f.nullable)) return { ok: true, value: null };
   if (text === '') return bad('empty');
   if (f.type === 'enum') {
     return f.values.includes(text) ? { ok: true, value: text } : bad(`"${text}" is not allowed`);
@@ -48,13 +98,24 @@ export function parseField(name, raw) {
   if (!Number.isFinite(value)) return bad(`"${text}" is not a finite number`);
   if (f.type === 'int' && !Number.isInteger(value)) return bad(`${text} is not a whole number`);
   if (value < f.min) return bad(`${text} is below the minimum`);
-  if (value > f.max) return bad(`${text} is above the maximum`);
+  if (value > f.max || (f.below !== undefined && value >= f.below)) return bad(`${text} is above the maximum`);
   return { ok: true, value };
 }
 
-/** Serialises a full, valid state to a hash ("#preset=...&lr=..."), every field included. */
+/** A value as text, for inputs (null -> '') and for the hash (null -> its keyword). */
+export function formatField(name, value, { hash = false } = {}) {
+  if (value === null) return hash ? FIELDS[name].nullable : '';
+  return String(value);
+}
+
+/**
+ * Serialises a full, valid state to a hash ("#preset=...&lr=..."): every field, except
+ * the text fields left empty (`arch` without edits, `layer` on auto).
+ */
 export function toHash(state) {
-  const params = Object.keys(FIELDS).map((name) => `${name}=${encodeURIComponent(String(state[name]))}`);
+  const params = Object.keys(FIELDS)
+    .filter((name) => state[name] !== '')
+    .map((name) => `${name}=${encodeURIComponent(formatField(name, state[name], { hash: true }))}`);
   return `#${params.join('&')}`;
 }
 
@@ -79,7 +140,7 @@ export function fromHash(hash) {
       key = decodeURIComponent(rawKey);
       value = decodeURIComponent(rawValue.replace(/\+/g, ' '));
     } catch {
-      errors.push(`"${part}" is not valid URL encoding; ignored`);
+      errors.push(`"${part.length > 60 ? `${part.slice(0, 60)}…` : part}" is not valid URL encoding; ignored`);
       continue;
     }
     if (!(key in FIELDS)) {
@@ -95,14 +156,17 @@ export function fromHash(hash) {
       state[key] = parsed.value;
     } else {
       state[key] = FIELDS[key].default;
-      errors.push(`${parsed.message}; using the default ${FIELDS[key].default}`);
+      const fallback = FIELDS[key].default === '' ? 'nothing' : formatField(key, FIELDS[key].default, { hash: true });
+      errors.push(`${parsed.message}; using the default ${key === 'arch' ? "(the preset's layers)" : fallback}`);
     }
   }
   return { state, errors };
 }
 
-/** The config JSON the wasm Playground takes (every field but the preset). */
+/** The config JSON the wasm Playground takes (the run settings: not the model or the views). */
 export function toConfig(state) {
-  const { lr, batch, optimizer, momentum, seed, backend } = state;
-  return { lr, batch, optimizer, momentum, seed, backend };
+  const config = { seed: state.seed, backend: state.backend };
+  for (const name of LIVE_FIELDS) config[name] = state[name];
+  if (config.dropout_scaling === 'spec') config.dropout_scaling = null;
+  return config;
 }

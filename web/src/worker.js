@@ -1,21 +1,35 @@
 // The training worker: owns the wasm Playground, so the main thread only draws.
 //
 // Protocol (plain messages; bulk data as transferable typed arrays):
-//   main -> worker  {type: 'configure', state}   the full state table (see state.js)
+//   main -> worker  {type: 'configure', state, spec}  the full state table (see state.js) and
+//                                    the spec JSON it resolves to (preset + arch)
 //                   {type: 'play'} {type: 'pause'} {type: 'step'} {type: 'probe'} {type: 'reset'}
+//                   {type: 'view', layer, example}    what the per-layer views show
+//                   {type: 'check', id, spec}         validate a spec for the layer editor
+//                   {type: 'export', what: 'weights' | 'model_py'}
 //   worker -> main  {type: 'report', kind: 'status', run, backend, reason, running, step, building}
-//                   {type: 'report', kind: 'train', run, step, loss, accuracy, phase, diverged_at,
-//                                    ms_per_step, steps_per_call}
+//                   {type: 'report', kind: 'train', run, step, loss, penalty, accuracy, phase,
+//                                    diverged_at, ms_per_step, steps_per_call}
+//                   {type: 'model', run, summary}     the built model's summary() (layers, totals)
 //                   {type: 'probe-result', run, step, val_loss, val_accuracy, examples,
-//                                    filters: {shape, data: Float32Array},
+//                                    filters: {shape, data: Float32Array} | null,
 //                                    digits: {pixels: Uint8Array (k·784), labels, preds: Uint8Array,
 //                                             confidence: Float32Array}}
+//                   {type: 'view-result', run, step, layer, kind, example, label, image: Float32Array,
+//                                    activation: {shape, data: Float32Array} | null,
+//                                    filters: {shape, data: Float32Array} | null,
+//                                    weights: {params: [{name, group, shape, stats}], all: {count, zeros, near_zeros}} | null,
+//                                    bn: {mean: Float32Array, var: Float32Array} | null,
+//                                    missing: [names of Playground methods this build lacks]}
+//                   {type: 'check-result', id, result} | {type: 'check-result', id, error}
+//                   {type: 'export-result', what, filename, data: Uint8Array | string}
 //                   {type: 'error', message, scope: 'run' | 'session'}
 //
 // All calls into the Playground go through one loop (pump), one at a time: a message only
-// changes what is wanted; the loop does it between two training calls.
+// changes what is wanted; the loop does it between two training calls. check_spec is a
+// pure function of the module, answered at once.
 
-import { REBUILD_FIELDS, toConfig } from './state.js';
+import { LIVE_FIELDS, toConfig } from './state.js';
 
 const TARGET_CALL_MS = 75; // a step(k) call should take 50-100 ms
 const MAX_STEPS_PER_CALL = 64;
@@ -25,13 +39,17 @@ const EVAL_MIN = 100;
 const EVAL_MAX = 500;
 const EVAL_TARGET_MS = 120;
 const MNIST_HEADER = 16;
-const LIVE_FIELDS = ['lr', 'batch', 'optimizer', 'momentum'];
+const MIN_VIEW_INTERVAL_MS = 1000; // per-layer views at most about once a second while training
+const EXPORT_FILES = { weights: 'weights.safetensors', model_py: 'model.py' };
 
 let wasm = null; // the wasm-bindgen module, once loaded
 let mnist = null; // Uint8Array of assets/mnist.bin
-const presets = new Map(); // preset name -> spec JSON text
 
 let wanted = null; // the latest state table from the main thread
+let wantedSpec = null; // the spec JSON it resolves to
+let viewWanted = { layer: '', example: 0 }; // what the per-layer views show
+let viewDirty = false; // the views need a fresh probe (selection changed, new run, a single step)
+const exports = []; // export requests, in order
 let running = false;
 let pendingSteps = 0;
 let resetWanted = false;
@@ -40,13 +58,15 @@ let backendOverride = null; // 'cpu' after the GPU failed mid-run, until the bac
 
 let pg = null; // the Playground
 let attempted = null; // rebuild key of the last create() attempt (success or not)
-let applied = null; // live config JSON last given to the Playground
+let applied = null; // live config fields last given to the Playground
+let summary = null; // the built model's summary()
 let backendInfo = { backend: 'none', reason: 'starting' };
 let run = 0; // increments on every (re)build; lets the page clear its charts
 let step = 0;
 let stepsPerCall = 1;
 let evalExamples = EVAL_MIN;
 let nextProbeAt = 0;
+let nextViewAt = 0;
 let pumping = false;
 
 function post(message, transfer = []) {
@@ -91,6 +111,11 @@ self.onmessage = (event) => {
     case 'configure':
       if (wanted && msg.state.backend !== wanted.backend) backendOverride = null;
       wanted = msg.state;
+      wantedSpec = msg.spec;
+      setView(msg.state.layer, msg.state.example);
+      break;
+    case 'view':
+      setView(msg.layer, msg.example);
       break;
     case 'play':
       running = true;
@@ -98,6 +123,7 @@ self.onmessage = (event) => {
     case 'pause':
       running = false;
       pendingSteps = 0;
+      viewDirty = true; // the views show where training stopped
       break;
     case 'step':
       running = false;
@@ -105,9 +131,16 @@ self.onmessage = (event) => {
       break;
     case 'probe':
       probeWanted = true;
+      viewDirty = true;
       break;
     case 'reset':
       resetWanted = true;
+      break;
+    case 'check':
+      check(msg.id, msg.spec);
+      return;
+    case 'export':
+      exports.push(msg.what);
       break;
     default:
       postError('worker', `unknown message type "${msg.type}"`);
@@ -116,6 +149,22 @@ self.onmessage = (event) => {
   if (msg.type === 'play' || msg.type === 'pause' || msg.type === 'step') postStatus();
   kick();
 };
+
+function setView(layer, example) {
+  if (layer === viewWanted.layer && example === viewWanted.example) return;
+  viewWanted = { layer, example };
+  viewDirty = true;
+}
+
+/** check_spec for the layer editor: a pure function, so it does not wait for the loop. */
+async function check(id, spec) {
+  try {
+    await loadWasm();
+    post({ type: 'check-result', id, result: JSON.parse(wasm.check_spec(spec)) });
+  } catch (err) {
+    post({ type: 'check-result', id, error: messageOf(err) });
+  }
+}
 
 // ---------------------------------------------------------------------------------------
 // The loop.
@@ -143,21 +192,26 @@ async function kick() {
   }
 }
 
-function rebuildKey(state) {
-  const key = Object.fromEntries(REBUILD_FIELDS.map((name) => [name, state[name]]));
-  if (backendOverride) key.backend = backendOverride;
-  return JSON.stringify(key);
+function rebuildKey(state, spec) {
+  return JSON.stringify({ spec, seed: state.seed, backend: backendOverride ?? state.backend });
 }
 
-/** The config for set_config: only the live fields; the Rust side keeps the rest. */
+/** The live config fields of a state, as the Playground takes them. */
 function liveConfig(state) {
-  return JSON.stringify(Object.fromEntries(LIVE_FIELDS.map((name) => [name, state[name]])));
+  const config = toConfig(state);
+  return Object.fromEntries(LIVE_FIELDS.map((name) => [name, config[name]]));
+}
+
+/** The live fields that differ from what the Playground has (set_config gets only those). */
+function liveChanges(state) {
+  const live = liveConfig(state);
+  return Object.fromEntries(Object.entries(live).filter(([name, value]) => applied?.[name] !== value));
 }
 
 /** Does one unit of work; returns true if it did any (the loop then looks again). */
 async function tick() {
   if (!wanted) return false;
-  if (resetWanted || rebuildKey(wanted) !== attempted) {
+  if (resetWanted || rebuildKey(wanted, wantedSpec) !== attempted) {
     await rebuild();
     return true;
   }
@@ -171,29 +225,39 @@ async function tick() {
     }
     return false;
   }
-  const live = liveConfig(wanted);
-  if (live !== applied) {
-    applied = live; // even if it throws: do not retry the same values in a loop
+  const changes = liveChanges(wanted);
+  if (Object.keys(changes).length > 0) {
+    applied = { ...applied, ...changes }; // even if it throws: do not retry the same values in a loop
     try {
-      pg.set_config(live);
+      pg.set_config(JSON.stringify(changes));
     } catch (err) {
-      postError('could not apply the new settings', err);
+      postError(`could not apply ${Object.keys(changes).join(', ')}`, err);
     }
+  }
+  if (exports.length > 0) {
+    await exportFile(exports.shift());
+    return true;
   }
   if (pendingSteps > 0) {
     pendingSteps -= 1;
     await train(1);
     await probe();
+    viewDirty = true;
     return true;
   }
   if (running) {
     await train(stepsPerCall);
     if (performance.now() >= nextProbeAt) await probe();
+    else if (performance.now() >= nextViewAt) await probeView();
     return true;
   }
   if (probeWanted) {
     await probe();
     return true; // messages may have arrived meanwhile: look again
+  }
+  if (viewDirty) {
+    await probeView();
+    return true;
   }
   return false;
 }
@@ -217,18 +281,22 @@ async function recover(err) {
 // ---------------------------------------------------------------------------------------
 // Building the Playground.
 
-async function loadWasm() {
-  if (wasm) return wasm;
-  const url = new URL('../pkg/cnn_playground.js', import.meta.url);
-  let mod;
-  try {
-    mod = await import(url.href);
-    await mod.default();
-  } catch (err) {
-    throw new Error(`could not load the wasm core from ${url.pathname} (${messageOf(err)}); run \`npm run build\``);
-  }
-  wasm = mod;
-  return wasm;
+let wasmLoading = null; // the one load of the module (check and rebuild may both ask at once)
+
+function loadWasm() {
+  wasmLoading ??= (async () => {
+    const url = new URL('../pkg/cnn_playground.js', import.meta.url);
+    try {
+      const mod = await import(url.href);
+      await mod.default();
+      wasm = mod;
+      return mod;
+    } catch (err) {
+      wasmLoading = null; // a later call may try again
+      throw new Error(`could not load the wasm core from ${url.pathname} (${messageOf(err)}); run \`npm run build\``);
+    }
+  })();
+  return wasmLoading;
 }
 
 async function fetchOk(url, what) {
@@ -257,14 +325,6 @@ async function loadMnist() {
   return mnist;
 }
 
-async function loadPreset(name) {
-  if (presets.has(name)) return presets.get(name);
-  const url = new URL(`../presets/${encodeURIComponent(name)}.json`, import.meta.url);
-  const text = await (await fetchOk(url, `the model preset "${name}"`)).text();
-  presets.set(name, text);
-  return text;
-}
-
 async function create(spec, config) {
   const pgNew = await wasm.Playground.create(spec, JSON.stringify(config), mnist);
   const info = JSON.parse(pgNew.backend());
@@ -273,8 +333,9 @@ async function create(spec, config) {
 
 async function rebuild() {
   resetWanted = false;
-  attempted = rebuildKey(wanted);
+  attempted = rebuildKey(wanted, wantedSpec);
   const state = wanted;
+  const spec = wantedSpec;
   if (pg) {
     pg.free();
     pg = null;
@@ -284,12 +345,13 @@ async function rebuild() {
   stepsPerCall = 1;
   evalExamples = EVAL_MIN;
   nextProbeAt = 0;
+  nextViewAt = 0;
+  summary = null;
   backendInfo = { backend: 'none', reason: 'building the model' };
   postStatus(true);
 
   try {
     await Promise.all([loadWasm(), loadMnist()]);
-    const spec = await loadPreset(state.preset);
     const config = toConfig(state);
     if (backendOverride) config.backend = backendOverride;
     let built;
@@ -304,7 +366,10 @@ async function rebuild() {
     pg = built.pgNew;
     backendInfo = built.info;
     applied = liveConfig(state);
+    summary = JSON.parse(pg.summary());
+    post({ type: 'model', run, summary });
     probeWanted = true;
+    viewDirty = true;
   } catch (err) {
     pg = null;
     running = false;
@@ -344,7 +409,8 @@ async function probe() {
   const perExample = evalMs / Math.max(1, ev.examples);
   evalExamples = Math.max(EVAL_MIN, Math.min(EVAL_MAX, Math.round(EVAL_TARGET_MS / Math.max(perExample, 1e-3))));
 
-  const f = JSON.parse(await pg.filters());
+  const hasConv = summary?.layers.some((l) => l.kind === 'conv2d');
+  const f = hasConv ? JSON.parse(await pg.filters()) : null;
   const p = JSON.parse(await pg.predict(PROBE_DIGITS));
 
   const count = new DataView(mnist.buffer, mnist.byteOffset).getUint32(4, true);
@@ -354,7 +420,7 @@ async function probe() {
     const start = MNIST_HEADER + count + index * pixelsPer;
     pixels.set(mnist.subarray(start, start + pixelsPer), i * pixelsPer);
   });
-  const filters = { shape: f.shape, data: Float32Array.from(f.data) };
+  const filters = f ? { shape: f.shape, data: Float32Array.from(f.data) } : null;
   const digits = {
     pixels,
     labels: Uint8Array.from(p.labels),
@@ -372,9 +438,112 @@ async function probe() {
       filters,
       digits,
     },
-    [filters.data.buffer, pixels.buffer, digits.labels.buffer, digits.preds.buffer, digits.confidence.buffer],
+    [...(filters ? [filters.data.buffer] : []), pixels.buffer, digits.labels.buffer, digits.preds.buffer, digits.confidence.buffer],
   );
   // Probing must not eat the training: at most ~20% of the time, and ~2.5 times a second.
   const took = performance.now() - t0;
   nextProbeAt = performance.now() + Math.max(MIN_PROBE_INTERVAL_MS, 4 * took);
+}
+
+/** The layer the views show: the one asked for if the model has it, else the first conv layer. */
+function viewedLayer() {
+  const layers = summary?.layers ?? [];
+  return (
+    layers.find((l) => l.name === viewWanted.layer) ??
+    layers.find((l) => l.kind === 'conv2d') ??
+    layers[0] ??
+    null
+  );
+}
+
+/**
+ * The per-layer views of the chosen layer: its activation for one validation example, its
+ * kernels (conv2d), the statistics of its parameters and, for batch norm, the running
+ * statistics. Methods this wasm build lacks are listed in `missing`, not thrown. At most
+ * about once a second while training, and at once when the choice changes.
+ */
+async function probeView() {
+  viewDirty = false;
+  const t0 = performance.now();
+  try {
+    await postView(viewedLayer());
+  } catch (err) {
+    // the views are a side show: report, and keep training
+    postError('the layer views', err);
+  }
+  nextViewAt = performance.now() + Math.max(MIN_VIEW_INTERVAL_MS, 5 * (performance.now() - t0));
+}
+
+async function postView(layer) {
+  if (!layer) return;
+  const missing = ['activations', 'weights', 'layer_filters'].filter((m) => typeof pg[m] !== 'function');
+  const transfer = [];
+  const floats = (xs) => {
+    const a = Float32Array.from(xs);
+    transfer.push(a.buffer);
+    return a;
+  };
+  const result = {
+    type: 'view-result',
+    run,
+    step,
+    layer: layer.name,
+    kind: layer.kind,
+    example: viewWanted.example,
+    label: null,
+    image: null,
+    activation: null,
+    filters: null,
+    weights: null,
+    bn: null,
+    missing,
+  };
+  if (!missing.includes('activations')) {
+    const a = JSON.parse(await pg.activations(viewWanted.example));
+    result.label = a.label;
+    result.image = floats(a.image);
+    const mine = a.layers.find((l) => l.name === layer.name);
+    if (mine) result.activation = { shape: mine.shape, data: floats(mine.data) };
+  }
+  if (layer.kind === 'conv2d' && !missing.includes('layer_filters')) {
+    const f = JSON.parse(await pg.layer_filters(layer.name));
+    result.filters = { shape: f.shape, data: floats(f.data) };
+  }
+  if (!missing.includes('weights')) {
+    const w = JSON.parse(await pg.weights());
+    const all = { count: 0, zeros: 0, near_zeros: 0 };
+    for (const p of w.params) {
+      if (p.group !== 'conv' && p.group !== 'linear') continue;
+      all.count += p.stats.count;
+      all.zeros += p.stats.zeros;
+      all.near_zeros += p.stats.near_zeros;
+    }
+    result.weights = { params: w.params.filter((p) => p.name.startsWith(`${layer.name}.`)), all };
+    const bn = (w.batch_norm ?? []).find((b) => b.layer === layer.name);
+    if (bn) result.bn = { mean: floats(bn.mean), var: floats(bn.var) };
+  }
+  post(result, transfer);
+}
+
+/** Exports: weights.safetensors (bytes) and model.py (text), handed to the page to download. */
+async function exportFile(what) {
+  const method = { weights: 'export_weights', model_py: 'export_model_py' }[what];
+  if (!method) {
+    postError('export', `unknown export "${what}"`);
+    return;
+  }
+  if (typeof pg[method] !== 'function') {
+    postError('export', `this build of the wasm core has no ${method}() yet`);
+    return;
+  }
+  let data;
+  try {
+    data = await pg[method]();
+  } catch (err) {
+    postError(`could not export ${EXPORT_FILES[what]}`, err);
+    return;
+  }
+  // a copy: never transfer (detach) a buffer that might be the wasm module's memory
+  const payload = data instanceof Uint8Array ? data.slice() : String(data);
+  post({ type: 'export-result', what, filename: EXPORT_FILES[what], data: payload }, payload instanceof Uint8Array ? [payload.buffer] : []);
 }

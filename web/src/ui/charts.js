@@ -1,28 +1,45 @@
-// Training curves, drawn by uPlot. One chart = one metric, two series (train, validation)
-// sharing the step axis. The page only appends points; uPlot draws. Long runs are
-// decimated so a redraw stays a few milliseconds.
+// Training curves, drawn by uPlot. One chart = one metric, a few series (train,
+// validation, ...) sharing the step axis. The page only appends points; uPlot draws. Long
+// runs are decimated so a redraw stays a few milliseconds. BarChart draws per-bin or
+// per-channel values (histograms, batch-norm statistics) as uPlot bars.
 import uPlot from '../../vendor/uPlot.esm.js';
 
 const MAX_POINTS = 3000;
 const HEIGHT = 220;
 
-const COLORS = {
-  train: '#2563eb',
-  val: '#ea580c',
-};
+/** The default series: train (a line) and validation (a line with points). */
+const TRAIN_VAL = [
+  { key: 'train', label: 'train', color: '#2563eb', width: 1.5 },
+  { key: 'val', label: 'validation', color: '#ea580c', width: 2, points: true },
+];
+
+/** Keeps a uPlot chart as wide as its container (resizing on the next frame, not inside the observer). */
+function followWidth(plot, container, height) {
+  let queued = false;
+  new ResizeObserver(() => {
+    if (queued) return;
+    queued = true;
+    requestAnimationFrame(() => {
+      queued = false;
+      const width = Math.max(200, container.clientWidth);
+      if (width !== plot.width) plot.setSize({ width, height });
+    });
+  }).observe(container);
+}
 
 export class CurveChart {
   /**
    * @param {HTMLElement} container
-   * @param {{title: string, log?: boolean, percent?: boolean}} options
+   * @param {{title: string, log?: boolean, percent?: boolean,
+   *          series?: {key: string, label: string, color: string, width?: number, points?: boolean}[]}} options
    */
-  constructor(container, { title, log = false, percent = false }) {
+  constructor(container, { title, log = false, percent = false, series = TRAIN_VAL }) {
     this.container = container;
     this.percent = percent;
     this.log = log;
+    this.keys = series.map((s) => s.key);
     this.xs = [];
-    this.train = [];
-    this.val = [];
+    this.ys = series.map(() => []);
     this.dirty = false;
 
     const fmt = (v) => (v == null ? '–' : percent ? `${(v * 100).toFixed(1)}%` : v.toPrecision(3));
@@ -47,29 +64,18 @@ export class CurveChart {
       ],
       series: [
         { label: 'step' },
-        { label: 'train', stroke: COLORS.train, width: 1.5, value: (u, v) => fmt(v), spanGaps: true },
-        {
-          label: 'validation',
-          stroke: COLORS.val,
-          width: 2,
+        ...series.map((s) => ({
+          label: s.label,
+          stroke: s.color,
+          width: s.width ?? 1.5,
           value: (u, v) => fmt(v),
           spanGaps: true,
-          points: { show: true, size: 5, fill: COLORS.val },
-        },
+          ...(s.points ? { points: { show: true, size: 5, fill: s.color } } : {}),
+        })),
       ],
     };
-    this.plot = new uPlot(opts, [[], [], []], container);
-    // Resize on the next frame, not inside the observer (that would loop layout).
-    let queued = false;
-    new ResizeObserver(() => {
-      if (queued) return;
-      queued = true;
-      requestAnimationFrame(() => {
-        queued = false;
-        const width = Math.max(200, this.container.clientWidth);
-        if (width !== this.plot.width) this.plot.setSize({ width, height: HEIGHT });
-      });
-    }).observe(container);
+    this.plot = new uPlot(opts, [[], ...series.map(() => [])], container);
+    followWidth(this.plot, container, HEIGHT);
   }
 
   clean(v) {
@@ -78,45 +84,42 @@ export class CurveChart {
     return v;
   }
 
-  /** Adds one point; train or val may be null. Points at the same step merge. */
-  add(step, train, val) {
-    const t = this.clean(train);
-    const v = this.clean(val);
-    if (t === null && v === null) return;
+  /** Adds one point: `values` maps series keys to numbers (missing or null: no point). Points at the same step merge. */
+  add(step, values) {
+    const vs = this.keys.map((k) => this.clean(values[k]));
+    if (vs.every((v) => v === null)) return;
     const last = this.xs.length - 1;
     if (last >= 0 && this.xs[last] === step) {
-      if (t !== null) this.train[last] = t;
-      if (v !== null) this.val[last] = v;
+      vs.forEach((v, i) => {
+        if (v !== null) this.ys[i][last] = v;
+      });
     } else {
       this.xs.push(step);
-      this.train.push(t);
-      this.val.push(v);
+      vs.forEach((v, i) => this.ys[i].push(v));
     }
     if (this.xs.length > MAX_POINTS) this.decimate();
     this.dirty = true;
   }
 
-  /** Halves the resolution: pairs of points become one (train averaged, val kept). */
+  /** Halves the resolution: pairs of points become one (the mean of what each pair has). */
   decimate() {
     const xs = [];
-    const train = [];
-    const val = [];
+    const ys = this.ys.map(() => []);
     for (let i = 0; i < this.xs.length; i += 2) {
       const j = Math.min(i + 1, this.xs.length - 1);
-      const ts = [this.train[i], this.train[j]].filter((x) => x !== null);
       xs.push(this.xs[j]);
-      train.push(ts.length ? ts.reduce((a, b) => a + b, 0) / ts.length : null);
-      val.push(this.val[j] ?? this.val[i]);
+      this.ys.forEach((y, s) => {
+        const both = [y[i], y[j]].filter((v) => v !== null);
+        ys[s].push(both.length ? both.reduce((a, b) => a + b, 0) / both.length : null);
+      });
     }
     this.xs = xs;
-    this.train = train;
-    this.val = val;
+    this.ys = ys;
   }
 
   clear() {
     this.xs = [];
-    this.train = [];
-    this.val = [];
+    this.ys = this.ys.map(() => []);
     this.dirty = true;
   }
 
@@ -124,6 +127,75 @@ export class CurveChart {
   render() {
     if (!this.dirty) return;
     this.dirty = false;
-    this.plot.setData([this.xs, this.train, this.val]);
+    this.plot.setData([this.xs, ...this.ys]);
+  }
+}
+
+/**
+ * Bars over a numeric x axis (bin centres or channel indices), one or more series side by
+ * side, drawn by uPlot's bars path builder.
+ */
+export class BarChart {
+  /**
+   * @param {HTMLElement} container
+   * @param {{title: string, xLabel: string, height?: number, log?: boolean,
+   *          series: {label: string, color: string}[]}} options
+   */
+  constructor(container, { title, xLabel, height = 180, log = false, series }) {
+    this.container = container;
+    this.height = height;
+    const bars = uPlot.paths.bars({ size: [0.92, 200], align: 0 });
+    const fmt = (v) => (v == null ? '–' : Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-2 && v !== 0) ? v.toExponential(2) : String(+v.toPrecision(3)));
+    this.plot = new uPlot(
+      {
+        title,
+        width: Math.max(200, container.clientWidth),
+        height,
+        legend: { live: true },
+        cursor: { drag: { x: false, y: false } },
+        scales: {
+          // half a bar of room at each end, and bars that grow from 0
+          x: {
+            time: false,
+            range: (u, min, max) => {
+              const half = u.data[0].length > 1 ? (max - min) / (u.data[0].length - 1) / 2 : 0.5;
+              return [min - half, max + half];
+            },
+          },
+          y: log ? { distr: 3 } : { range: (u, min, max) => [Math.min(0, min), Math.max(0, max) * 1.05 || 1] },
+        },
+        axes: [
+          {
+            label: xLabel,
+            stroke: '#475569',
+            grid: { show: false },
+            // as many decimals as the tick spacing needs
+            values: (u, ticks, axis, space, incr) => ticks.map((t) => t.toFixed(Math.max(0, Math.min(6, -Math.floor(Math.log10(incr)))))),
+          },
+          { stroke: '#475569', grid: { stroke: '#e2e8f0' }, size: 56, values: (u, ticks) => ticks.map(fmt) },
+        ],
+        series: [
+          { label: xLabel, value: (u, v) => fmt(v) },
+          ...series.map((s, i) => ({
+            label: s.label,
+            fill: `${s.color}cc`,
+            stroke: s.color,
+            width: 1,
+            paths: series.length > 1 ? uPlot.paths.bars({ size: [0.4, 40], align: i === 0 ? -1 : 1 }) : bars,
+            points: { show: false },
+            value: (u, v) => fmt(v),
+          })),
+        ],
+      },
+      [[], ...series.map(() => [])],
+      container,
+    );
+    followWidth(this.plot, container, height);
+  }
+
+  /** @param {number[]} xs  @param {number[][]} ys one array per series  @param {string} [title] a new title */
+  draw(xs, ys, title) {
+    if (title !== undefined) this.plot.root.querySelector('.u-title').textContent = title;
+    this.plot.setData([xs, ...ys]);
   }
 }

@@ -1,19 +1,24 @@
-// The first conv layer's kernels as small images: one tile per (output, input channel),
-// a diverging colour map (blue < 0 < orange), each filter scaled by its own max |w|.
+// A conv layer's kernels as small images: one tile per (output, input channel), a
+// diverging colour map (blue < 0 < orange), each tile scaled by its own max |w|. With a
+// few input channels, each row is one output filter and each column one input channel.
 
-const TILE = 40; // css pixels per filter tile
 const GAP = 6;
-const MAX_TILES = 64;
 
 export class FilterView {
-  /** @param {HTMLElement} container */
-  constructor(container) {
+  /**
+   * @param {HTMLElement} container
+   * @param {{tile?: number, maxTiles?: number, prompt?: string}} options  tile: css pixels per kernel
+   */
+  constructor(container, { tile = 40, maxTiles = 64, prompt = 'Press play or step to see the filters.' } = {}) {
     this.container = container;
+    this.tile = tile;
+    this.maxTiles = maxTiles;
+    this.prompt = prompt;
     this.canvas = document.createElement('canvas');
     this.canvas.className = 'filters-canvas';
     this.caption = document.createElement('p');
     this.caption.className = 'caption';
-    this.caption.textContent = 'Press play or step to see the filters.';
+    this.caption.textContent = prompt;
     container.replaceChildren(this.canvas, this.caption);
     this.scratch = document.createElement('canvas');
   }
@@ -21,17 +26,21 @@ export class FilterView {
   clear() {
     const ctx = this.canvas.getContext('2d');
     ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
+    this.caption.textContent = this.prompt;
   }
 
   /** @param {{shape: number[], data: Float32Array}} filters  shape [O, C, K, K] */
   draw({ shape, data }) {
     const [outs, ins, kh, kw] = shape;
-    const tiles = Math.min(outs * ins, MAX_TILES);
-    const perRow = Math.min(tiles, 8);
+    const grid = ins > 1 && ins <= 16; // rows = output filters, columns = input channels
+    const perRow = grid ? ins : Math.min(outs * ins, 8);
+    const tiles = grid ? Math.max(1, Math.min(outs, Math.floor(this.maxTiles / ins))) * ins : Math.min(outs * ins, this.maxTiles);
     const rows = Math.ceil(tiles / perRow);
+    const size = this.tile;
+    const gap = grid ? 2 : GAP;
     const dpr = window.devicePixelRatio || 1;
-    const cssW = perRow * TILE + (perRow - 1) * GAP;
-    const cssH = rows * TILE + (rows - 1) * GAP;
+    const cssW = perRow * size + (perRow - 1) * gap;
+    const cssH = rows * size + (rows - 1) * gap;
     if (this.canvas.width !== Math.round(cssW * dpr) || this.canvas.height !== Math.round(cssH * dpr)) {
       this.canvas.width = Math.round(cssW * dpr);
       this.canvas.height = Math.round(cssH * dpr);
@@ -47,12 +56,12 @@ export class FilterView {
     this.scratch.height = kh;
     const sctx = this.scratch.getContext('2d');
     const image = sctx.createImageData(kw, kh);
-    const size = kh * kw;
+    const area = kh * kw;
     for (let t = 0; t < tiles; t++) {
-      const base = t * size; // (o, c) tiles are contiguous in [O, C, K, K]
+      const base = t * area; // (o, c) tiles are contiguous in [O, C, K, K]
       let maxAbs = 1e-12;
-      for (let i = 0; i < size; i++) maxAbs = Math.max(maxAbs, Math.abs(data[base + i]));
-      for (let i = 0; i < size; i++) {
+      for (let i = 0; i < area; i++) maxAbs = Math.max(maxAbs, Math.abs(data[base + i]));
+      for (let i = 0; i < area; i++) {
         const v = data[base + i] / maxAbs; // -1..1
         const [r, g, b] = diverging(v);
         image.data[i * 4] = r;
@@ -61,15 +70,18 @@ export class FilterView {
         image.data[i * 4 + 3] = 255;
       }
       sctx.putImageData(image, 0, 0);
-      const x = (t % perRow) * (TILE + GAP);
-      const y = Math.floor(t / perRow) * (TILE + GAP);
-      ctx.drawImage(this.scratch, x, y, TILE, TILE);
+      const x = (t % perRow) * (size + gap);
+      const y = Math.floor(t / perRow) * (size + gap);
+      ctx.drawImage(this.scratch, x, y, size, size);
       ctx.strokeStyle = '#cbd5e1';
       ctx.lineWidth = 1;
-      ctx.strokeRect(x + 0.5, y + 0.5, TILE - 1, TILE - 1);
+      ctx.strokeRect(x + 0.5, y + 0.5, size - 1, size - 1);
     }
-    const more = outs * ins > tiles ? ` (first ${tiles} shown)` : '';
-    this.caption.textContent = `${outs} filters of ${ins}×${kh}×${kw}${more} — blue negative, orange positive`;
+    const shown = grid ? tiles / ins : tiles;
+    const total = grid ? outs : outs * ins;
+    const more = total > shown ? ` (first ${shown} shown)` : '';
+    const layout = grid ? '; a row per filter, a column per input channel' : '';
+    this.caption.textContent = `${outs} filters of ${ins}×${kh}×${kw}${more} — blue negative, orange positive${layout}`;
   }
 }
 

@@ -1,0 +1,224 @@
+// The per-layer views of one chosen layer: its output (activation maps) for one validation
+// example, its kernels (conv layers), a histogram of its weights with the share of exact
+// zeros and near-zeros (what L1 does), and the running statistics of a batch-norm layer.
+// Everything arrives in one `view-result` from the worker; drawing is canvases and uPlot.
+import { BarChart } from './charts.js';
+import { FilterView } from './filters.js';
+import { fmtShape } from './editor.js';
+
+const NEAR_ZERO = 1e-3;
+const $in = (root, testid) => root.querySelector(`[data-testid="${testid}"]`);
+const percent = (part, whole) => (whole > 0 ? `${((100 * part) / whole).toFixed(1)}%` : '–');
+
+export class LayerViews {
+  /** @param {HTMLElement} root  the views panel (holds the data-testid elements below) */
+  constructor(root) {
+    this.root = root;
+    this.note = $in(root, 'view-note');
+    this.image = $in(root, 'example-image');
+    this.imageCaption = root.querySelector('.example-caption');
+    this.maps = new MapView($in(root, 'activations'));
+    this.filterBox = root.querySelector('.view-filters');
+    this.filters = new FilterView($in(root, 'layer-filters'), { tile: 22, maxTiles: 256, prompt: 'Kernels appear once the model is built.' });
+    this.weightBox = root.querySelector('.view-weights');
+    this.histogramBox = $in(root, 'weights-histogram');
+    this.histogram = new BarChart($in(root, 'weights-histogram'), {
+      title: 'Histogram of the weights',
+      xLabel: 'weight',
+      series: [{ label: 'count', color: '#2563eb' }],
+    });
+    this.weightCaption = root.querySelector('.weights-caption');
+    this.bnBox = root.querySelector('.view-bn');
+    this.bn = new BarChart($in(root, 'bn-stats'), {
+      title: 'Running statistics per channel',
+      xLabel: 'channel',
+      series: [
+        { label: 'mean', color: '#2563eb' },
+        { label: 'var', color: '#ea580c' },
+      ],
+    });
+  }
+
+  clear() {
+    this.note.textContent = 'The views appear once the model is built.';
+    this.maps.clear();
+    this.filters.clear();
+    for (const id of ['zero-share', 'near-zero-share', 'model-zero-share', 'weights-stats']) $in(this.root, id).textContent = '–';
+  }
+
+  /** @param {object} v  a view-result message (see worker.js) */
+  draw(v) {
+    const missing = v.missing.length ? ` This build of the wasm core lacks ${v.missing.map((m) => `${m}()`).join(', ')}, so those views are empty.` : '';
+    this.note.textContent = `Layer ${v.layer} (${v.kind}) at step ${v.step}, validation example ${v.example}.${missing}`;
+
+    if (v.image) {
+      const side = Math.round(Math.sqrt(v.image.length)); // MNIST: 28×28
+      let lo = Infinity;
+      let hi = -Infinity;
+      for (const x of v.image) {
+        lo = Math.min(lo, x);
+        hi = Math.max(hi, x);
+      }
+      drawGray(this.image, v.image, side, side, lo, hi);
+      this.imageCaption.textContent = `example ${v.example} · label ${v.label}`;
+    }
+    if (v.activation) this.maps.draw(v.activation, v.kind);
+    else this.maps.clear(v.missing.includes('activations') ? 'needs activations()' : 'no output recorded for this layer');
+
+    this.filterBox.hidden = v.kind !== 'conv2d';
+    if (v.filters) this.filters.draw(v.filters);
+
+    this.drawWeights(v);
+    this.bnBox.hidden = !v.bn;
+    if (v.bn) {
+      const channels = Array.from(v.bn.mean, (_, i) => i);
+      this.bn.draw(channels, [Array.from(v.bn.mean), Array.from(v.bn.var)]);
+    }
+  }
+
+  drawWeights(v) {
+    const w = v.weights;
+    const set = (id, text, title = '') => {
+      const node = $in(this.root, id);
+      node.textContent = text;
+      node.title = title;
+    };
+    if (!w) {
+      for (const id of ['zero-share', 'near-zero-share', 'model-zero-share', 'weights-stats']) set(id, '–');
+      this.weightCaption.textContent = v.missing.includes('weights') ? 'Needs weights() from the wasm core.' : '';
+      this.histogramBox.hidden = true;
+      return;
+    }
+    set('model-zero-share', `${percent(w.all.zeros, w.all.count)} · ${percent(w.all.near_zeros, w.all.count)}`, `exact zeros · |w| < ${NEAR_ZERO}, over all ${w.all.count} conv and linear weights`);
+    const weights = w.params.filter((p) => p.group === 'conv' || p.group === 'linear');
+    const shown = weights.length ? weights : w.params;
+    this.histogramBox.hidden = shown.length === 0;
+    if (shown.length === 0) {
+      for (const id of ['zero-share', 'near-zero-share', 'weights-stats']) set(id, '–');
+      this.weightCaption.textContent = `${v.kind} has no parameters.`;
+      return;
+    }
+    const sum = (key) => shown.reduce((a, p) => a + p.stats[key], 0);
+    const count = sum('count');
+    set('zero-share', percent(sum('zeros'), count), `${sum('zeros')} of ${count} are exactly 0`);
+    set('near-zero-share', percent(sum('near_zeros'), count), `${sum('near_zeros')} of ${count} have |w| < ${NEAR_ZERO}`);
+    const l2 = Math.sqrt(shown.reduce((a, p) => a + p.stats.l2_norm ** 2, 0));
+    const min = Math.min(...shown.map((p) => p.stats.min));
+    const max = Math.max(...shown.map((p) => p.stats.max));
+    set('weights-stats', `${count.toLocaleString()} · ‖w‖ ${l2.toPrecision(3)} · [${min.toPrecision(2)}, ${max.toPrecision(2)}]`, 'count · L2 norm · [min, max]');
+
+    const first = shown[0];
+    const { lo, hi, counts } = first.stats.histogram;
+    const width = (hi - lo) / Math.max(1, counts.length);
+    this.histogram.draw(
+      counts.map((_, i) => lo + (i + 0.5) * width),
+      [counts],
+      `Histogram of ${first.name}`,
+    );
+    const others = shown.length > 1 ? ` (the histogram shows the first of its ${shown.length} tensors)` : '';
+    this.weightCaption.textContent = `${first.name}: ${fmtShape(first.shape)}${others}`;
+  }
+}
+
+/** A layer's output for one example: a tile per channel (C,H,W) or a strip of cells (K). */
+class MapView {
+  constructor(container) {
+    this.canvas = document.createElement('canvas');
+    this.canvas.className = 'maps-canvas';
+    this.caption = document.createElement('p');
+    this.caption.className = 'caption';
+    container.replaceChildren(this.canvas, this.caption);
+    this.scratch = document.createElement('canvas');
+    this.clear();
+  }
+
+  clear(why = 'Activations appear once the model is built.') {
+    this.canvas.getContext('2d').clearRect(0, 0, this.canvas.width, this.canvas.height);
+    this.caption.textContent = why;
+  }
+
+  draw({ shape, data }, kind) {
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const x of data) {
+      lo = Math.min(lo, x);
+      hi = Math.max(hi, x);
+    }
+    const signed = lo < 0;
+    const flat = shape.length === 1;
+    const [c, h, w] = flat ? [1, 1, shape[0]] : shape;
+    const cols = flat ? Math.min(w, 32) : Math.min(c, 8);
+    const cell = flat ? 12 : Math.max(28, Math.min(56, h * 2));
+    const tiles = flat ? Math.ceil(w / cols) : Math.ceil(c / cols); // rows
+    const gap = flat ? 1 : 4;
+    const cssW = cols * cell + (cols - 1) * gap;
+    const cssH = tiles * cell + (tiles - 1) * gap;
+    const dpr = window.devicePixelRatio || 1;
+    this.canvas.width = Math.round(cssW * dpr);
+    this.canvas.height = Math.round(cssH * dpr);
+    this.canvas.style.width = `${cssW}px`;
+    this.canvas.style.height = `${cssH}px`;
+    const ctx = this.canvas.getContext('2d');
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.imageSmoothingEnabled = false;
+    const scale = Math.max(Math.abs(lo), Math.abs(hi), 1e-12);
+    const colour = (x) => (signed ? diverging(x / scale) : gray(x / scale));
+    if (flat) {
+      for (let i = 0; i < w; i++) {
+        const [r, g, b] = colour(data[i]);
+        ctx.fillStyle = `rgb(${r},${g},${b})`;
+        ctx.fillRect((i % cols) * (cell + gap), Math.floor(i / cols) * (cell + gap), cell, cell);
+      }
+      let arg = 0;
+      for (let i = 1; i < w; i++) if (data[i] > data[arg]) arg = i;
+      this.caption.textContent = `${w} values in [${lo.toPrecision(2)}, ${hi.toPrecision(2)}]; the largest is #${arg}`;
+      return;
+    }
+    this.scratch.width = w;
+    this.scratch.height = h;
+    const sctx = this.scratch.getContext('2d');
+    const image = sctx.createImageData(w, h);
+    for (let ch = 0; ch < c; ch++) {
+      for (let i = 0; i < h * w; i++) {
+        const [r, g, b] = colour(data[ch * h * w + i]);
+        image.data.set([r, g, b, 255], i * 4);
+      }
+      sctx.putImageData(image, 0, 0);
+      const x = (ch % cols) * (cell + gap);
+      const y = Math.floor(ch / cols) * (cell + gap);
+      ctx.drawImage(this.scratch, x, y, cell, cell);
+      ctx.strokeStyle = '#cbd5e1';
+      ctx.strokeRect(x + 0.5, y + 0.5, cell - 1, cell - 1);
+    }
+    const legend = signed ? 'blue negative, orange positive' : 'dark high';
+    this.caption.textContent = `${kind}: ${c} maps of ${h}×${w}, values in [${lo.toPrecision(2)}, ${hi.toPrecision(2)}] — ${legend}, one scale for all maps`;
+  }
+}
+
+/** Paints a single-channel image (values lo..hi) as dark ink on light. */
+function drawGray(canvas, data, h, w, lo, hi) {
+  canvas.width = w;
+  canvas.height = h;
+  const ctx = canvas.getContext('2d');
+  const image = ctx.createImageData(w, h);
+  for (let i = 0; i < h * w; i++) {
+    const [r, g, b] = gray((data[i] - lo) / Math.max(hi - lo, 1e-12));
+    image.data.set([r, g, b, 255], i * 4);
+  }
+  ctx.putImageData(image, 0, 0);
+}
+
+/** 0 -> near white, 1 -> near black. */
+function gray(t) {
+  const v = Math.round(248 - 233 * Math.max(0, Math.min(1, t)));
+  return [v, v, Math.min(255, v + 4)];
+}
+
+/** -1 -> blue, 0 -> near white, +1 -> orange. */
+function diverging(v) {
+  const t = Math.max(-1, Math.min(1, v));
+  const white = [248, 250, 252];
+  const end = t < 0 ? [37, 99, 235] : [234, 88, 12];
+  const a = Math.abs(t);
+  return white.map((x, i) => Math.round(x + (end[i] - x) * a));
+}
