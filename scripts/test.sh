@@ -20,9 +20,6 @@ bash scripts/setup.sh --with-browser
 section "cargo fmt --check"
 cargo fmt --all -- --check
 
-section "web unit tests (node --test tests/web)"
-node --test tests/web/*.test.mjs
-
 section "cargo test --workspace (native; GPU tests on lavapipe)"
 cargo test --workspace
 
@@ -31,6 +28,11 @@ CHROMEDRIVER=/usr/bin/chromedriver wasm-pack test --headless --chrome --chromedr
 
 section "build"
 bash scripts/build.sh
+
+# after the build: tests/web/arch.test.mjs checks the architecture toggles through the
+# built wasm module's check_spec
+section "web unit tests (node --test tests/web)"
+node --test tests/web/*.test.mjs
 
 section "end-to-end (Playwright, Debian Chromium)"
 node --test --test-concurrency=1 tests/e2e/*.test.mjs
