@@ -2,6 +2,7 @@
 
 pub mod mnist;
 mod rng;
+pub mod shapes;
 
 pub use mnist::{Batch, Mnist};
 pub use rng::Rng;
