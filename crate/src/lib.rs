@@ -8,6 +8,7 @@ pub mod error;
 pub mod nn;
 pub mod probe;
 pub mod spec;
+pub mod tasks;
 pub mod tensor;
 pub mod trainer;
 #[cfg(target_arch = "wasm32")]
