@@ -1,5 +1,7 @@
-//! Data: a seeded RNG that gives the same numbers on every machine, and the MNIST digits.
+//! Data: a seeded RNG that gives the same numbers on every machine, the MNIST digits, and
+//! seeded scenes for localisation, detection and segmentation (shapes, cluttered digits).
 
+pub mod clutter;
 pub mod mnist;
 mod rng;
 pub mod shapes;

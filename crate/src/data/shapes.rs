@@ -110,15 +110,19 @@ fn rotation(step: usize) -> (f32, f32) {
 /// One object of a scene.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Object {
-    pub kind: ShapeKind,
-    /// `kind.class()`; the mask holds `class + 1` on this object's visible pixels.
+    /// The shape; `None` for objects that are not shapes (the MNIST digits of `data::clutter`).
+    pub kind: Option<ShapeKind>,
+    /// The object's class (`kind.class()` for shapes, the digit for digits); the mask holds
+    /// `class + 1` on this object's visible pixels.
     pub class: u32,
     /// `[x0, y0, x1, y1]` in pixel edges: the tight box of the pixels this object set when it
     /// was drawn (min x, min y, max x + 1, max y + 1). Later objects may hide some of those
     /// pixels; the box is not shrunk for that (it is the box of the whole shape).
     pub bbox: [f32; 4],
+    /// RGB fill colour (white, `[1, 1, 1]`, for digits).
     pub colour: [f32; 3],
-    /// Centre `(x, y)` and circumradius in pixels (every drawn pixel centre is within `radius`).
+    /// Centre `(x, y)` and circumradius in pixels (every drawn pixel centre is within `radius`);
+    /// for digits, the box centre and half its diagonal.
     pub centre: [f32; 2],
     pub radius: f32,
 }
@@ -127,7 +131,9 @@ pub struct Object {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Scene {
     pub size: usize,
-    /// (3, size, size), channels R, G, B, values in [0, 1].
+    /// Image channels: 3 (R, G, B) for shapes, 1 (grey) for cluttered digits.
+    pub channels: usize,
+    /// (channels, size, size), values in [0, 1].
     pub image: Vec<f32>,
     /// In drawing order (later objects on top).
     pub objects: Vec<Object>,
@@ -269,7 +275,7 @@ pub fn split_range(split: Split, n_train: u64, n_val: u64, n_test: u64) -> Range
 }
 
 /// SplitMix64 finaliser: spreads nearby inputs (seed, index, attempt) over all 64 bits.
-fn mix(mut z: u64) -> u64 {
+pub(super) fn mix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -482,7 +488,7 @@ fn try_scene(config: &ShapesConfig, rng: &mut Rng) -> Option<Scene> {
             instances[p] = i as u8 + 1;
         }
         objects.push(Object {
-            kind,
+            kind: Some(kind),
             class: kind.class(),
             bbox,
             colour,
@@ -512,6 +518,7 @@ fn try_scene(config: &ShapesConfig, rng: &mut Rng) -> Option<Scene> {
         .collect();
     Some(Scene {
         size: n,
+        channels: 3,
         image,
         objects,
         mask,
@@ -677,7 +684,7 @@ mod tests {
             }
             for (i, o) in s.objects.iter().enumerate() {
                 kinds_seen[o.class as usize] = true;
-                assert_eq!(ShapeKind::from_class(o.class), Some(o.kind));
+                assert_eq!(ShapeKind::from_class(o.class), o.kind);
                 // Visible pixels lie in the (pre-occlusion) box, and at least min_visible of
                 // the pixels drawn stay visible (a drawn pixel count ≤ box area bounds it below).
                 let mine: Vec<usize> = (0..plane).filter(|&p| s.instances[p] as usize == i + 1).collect();
@@ -710,7 +717,7 @@ mod tests {
                 // Drawn pixels: redraw with every rotation and keep the one matching the box and
                 // containing the visible pixels (the rotation is not stored).
                 let drawn = (0..ROTATION_STEPS)
-                    .map(|k| footprint(s.size, o.kind, o.centre, o.radius, rotation(k)))
+                    .map(|k| footprint(s.size, o.kind.unwrap(), o.centre, o.radius, rotation(k)))
                     .filter(|px| tight_box(s.size, px) == o.bbox)
                     .filter(|px| (0..s.instances.len()).all(|p| s.instances[p] as usize != i + 1 || px.contains(&p)))
                     .map(|px| px.len())
