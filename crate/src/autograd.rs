@@ -1,8 +1,13 @@
 //! The tape. Forward calls record one node each, in order; `backward` walks them in reverse
 //! and accumulates gradients, one `match` over `Op`. Parameters are persistent leaves that
 //! live in a `ParamStore` outside the tape; the tape itself lives for one step.
+//!
+//! Losses are the roots: each loss op (cross-entropy, point losses, per-pixel
+//! cross-entropy, Dice) computes its gradient with respect to its input in the forward
+//! call, and `backward_sum` seeds the walk with those gradients, so the gradient of a sum
+//! of loss terms is the sum of their gradients with no extra node.
 
-use crate::backend::{Activation, Backend, Conv2dParams, ConvTransposeParams, PoolParams, UpsampleMode};
+use crate::backend::{Activation, Backend, Conv2dParams, ConvTransposeParams, PointLoss, PoolParams, UpsampleMode};
 use crate::error::{shape_err, Result};
 use crate::nn::ParamStore;
 use crate::tensor::{Indices, Shape, Tensor};
@@ -93,10 +98,16 @@ enum Op {
     Reshape {
         x: Var,
     },
-    /// Mean softmax cross-entropy; the gradient w.r.t. the logits is computed in forward.
-    CrossEntropy {
-        logits: Var,
-        dlogits: Tensor,
+    /// y = channels start..start+len of x; backward pads dy with zeros to x's channels.
+    SliceChannels {
+        x: Var,
+        start: usize,
+    },
+    /// A loss (shape [1]) of `input`, whose gradient d loss/d input was computed in the
+    /// forward call: a seed of `backward_sum`.
+    Loss {
+        input: Var,
+        grad: Tensor,
     },
 }
 
@@ -107,7 +118,8 @@ struct Node {
     requires_grad: bool,
 }
 
-/// Outputs of the loss: the mean loss and the count of correct predictions, both shape [1].
+/// Outputs of a classification loss: the loss and the (weighted) count of correct
+/// predictions, both shape [1].
 pub struct LossOut {
     pub loss: Var,
     pub correct: Tensor,
@@ -363,22 +375,59 @@ impl<'a> Tape<'a> {
         Ok(self.push(Op::Reshape { x }, Some(y), rg))
     }
 
+    // x (N,C,H,W) or (N,C) -> y (N,len,H,W) or (N,len): channels start..start+len (a task
+    // head's class logits, box channels or objectness)
+    pub fn slice_channels(&mut self, x: Var, start: usize, len: usize) -> Result<Var> {
+        let y = self.backend.slice_channels(self.value(x), start, len)?;
+        let rg = self.needs(x);
+        Ok(self.push(Op::SliceChannels { x, start }, Some(y), rg))
+    }
+
+    /// Records a loss node: its value (shape [1]) and its gradient w.r.t. `input`.
+    fn loss_node(&mut self, input: Var, loss: Tensor, grad: Tensor) -> Var {
+        let rg = self.needs(input);
+        self.push(Op::Loss { input, grad }, Some(loss), rg)
+    }
+
     // logits (N,K), labels (N) -> mean loss [1]
     pub fn cross_entropy(&mut self, logits: Var, labels: &Indices) -> Result<LossOut> {
         let ce = self.backend.softmax_cross_entropy(self.value(logits), labels)?;
-        let rg = self.needs(logits);
-        let loss = self.push(
-            Op::CrossEntropy {
-                logits,
-                dlogits: ce.dlogits,
-            },
-            Some(ce.loss),
-            rg,
-        );
+        let loss = self.loss_node(logits, ce.loss, ce.dlogits);
         Ok(LossOut {
             loss,
             correct: ce.correct,
         })
+    }
+
+    // pred (any), target, weight (same shape, not on the tape) -> loss [1] =
+    // scale·Σ w·ℓ(pred, target) (box regression, objectness)
+    pub fn point_loss(
+        &mut self,
+        pred: Var,
+        target: &Tensor,
+        weight: &Tensor,
+        kind: PointLoss,
+        scale: f32,
+    ) -> Result<Var> {
+        let out = self.backend.point_loss(self.value(pred), target, weight, kind, scale)?;
+        Ok(self.loss_node(pred, out.loss, out.dpred))
+    }
+
+    // logits (N,K,H,W), labels (N,H,W), weight (N,H,W) -> loss [1] = scale·Σ w·CE per
+    // pixel, and the weighted count of correct pixels (segmentation, detection classes)
+    pub fn ce_map(&mut self, logits: Var, labels: &Indices, weight: &Tensor, scale: f32) -> Result<LossOut> {
+        let ce = self.backend.softmax_ce_map(self.value(logits), labels, weight, scale)?;
+        let loss = self.loss_node(logits, ce.loss, ce.dlogits);
+        Ok(LossOut {
+            loss,
+            correct: ce.correct,
+        })
+    }
+
+    // logits (N,K,H,W), labels (N,H,W) -> soft Dice loss [1] over the batch, times scale
+    pub fn dice(&mut self, logits: Var, labels: &Indices, scale: f32) -> Result<Var> {
+        let out = self.backend.softmax_dice(self.value(logits), labels, scale)?;
+        Ok(self.loss_node(logits, out.loss, out.dpred))
     }
 
     fn accumulate(&self, grads: &mut [Option<Tensor>], v: Var, g: Tensor) -> Result<()> {
@@ -394,21 +443,41 @@ impl<'a> Tape<'a> {
         }
     }
 
-    /// Walks the tape backwards from `loss` (a cross-entropy node, d loss = 1) and returns
-    /// one gradient per parameter of the store (None where the loss does not depend on it).
-    pub fn backward(mut self, loss: Var) -> Result<Vec<Option<Tensor>>> {
+    /// Walks the tape backwards from `loss` (a loss node, d loss = 1) and returns one
+    /// gradient per parameter of the store (None where the loss does not depend on it).
+    pub fn backward(self, loss: Var) -> Result<Vec<Option<Tensor>>> {
+        self.backward_sum(&[loss])
+    }
+
+    /// Backward from the sum of several loss nodes (each a [1] loss made by cross_entropy,
+    /// point_loss, ce_map or dice): each listed node seeds its input with the gradient it
+    /// computed in forward (a node listed twice counts twice). Returns one gradient per
+    /// parameter of the store, None where no listed loss depends on it.
+    pub fn backward_sum(mut self, losses: &[Var]) -> Result<Vec<Option<Tensor>>> {
         let be = self.backend;
+        for &l in losses {
+            if !matches!(self.nodes.get(l.0).map(|n| &n.op), Some(Op::Loss { .. })) {
+                return Err(shape_err(
+                    "backward",
+                    format!("node {} is not a loss (cross_entropy, point_loss, ce_map or dice)", l.0),
+                    &[],
+                ));
+            }
+        }
         let mut grads: Vec<Option<Tensor>> = (0..self.nodes.len()).map(|_| None).collect();
         let mut pgrads: Vec<Option<Tensor>> = (0..self.params.params.len()).map(|_| None).collect();
-        self.nodes.truncate(loss.0 + 1);
+        let last = losses.iter().map(|l| l.0 + 1).max().unwrap_or(0);
+        self.nodes.truncate(last);
         while let Some(node) = self.nodes.pop() {
             let i = self.nodes.len();
-            let seed = i == loss.0;
             let g = grads[i].take();
             match node.op {
-                Op::CrossEntropy { logits, dlogits } => {
-                    if seed {
-                        self.accumulate(&mut grads, logits, dlogits)?;
+                Op::Loss { input, grad } => {
+                    let seeds = losses.iter().filter(|l| l.0 == i).count();
+                    match seeds {
+                        0 => {}
+                        1 => self.accumulate(&mut grads, input, grad)?,
+                        times => self.accumulate(&mut grads, input, be.scale(&grad, times as f32)?)?,
                     }
                 }
                 Op::Input => {}
@@ -539,6 +608,31 @@ impl<'a> Tape<'a> {
                     let Some(dy) = g else { continue };
                     let shape = self.value(x).shape.clone();
                     self.accumulate(&mut grads, x, dy.reshape(shape)?)?;
+                }
+                Op::SliceChannels { x, start } => {
+                    // dy (N,len,..) -> dx (N,C,..) = [zeros (N,start,..), dy, zeros (N,rest,..)]
+                    let Some(dy) = g else { continue };
+                    let dims = self.value(x).dims().to_vec();
+                    let len = dy.dims()[1];
+                    let zeros = |channels: usize| -> Result<Option<Tensor>> {
+                        if channels == 0 {
+                            return Ok(None);
+                        }
+                        let mut d = dims.clone();
+                        d[1] = channels;
+                        Ok(Some(be.zeros(Shape::new(&d))?))
+                    };
+                    let (before, after) = (zeros(start)?, zeros(dims[1] - start - len)?);
+                    let dx = if before.is_none() && after.is_none() {
+                        dy // the whole of x
+                    } else {
+                        let parts: Vec<&Tensor> = [before.as_ref(), Some(&dy), after.as_ref()]
+                            .into_iter()
+                            .flatten()
+                            .collect();
+                        be.concat_channels(&parts)?
+                    };
+                    self.accumulate(&mut grads, x, dx)?;
                 }
             }
         }

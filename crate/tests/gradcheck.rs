@@ -8,7 +8,9 @@
 use cnn_playground::autograd::{Tape, Var};
 use cnn_playground::backend::cpu::CpuBackend;
 use cnn_playground::backend::gpu::GpuBackend;
-use cnn_playground::backend::{Activation, Backend, Conv2dParams, ConvTransposeParams, PoolParams, UpsampleMode};
+use cnn_playground::backend::{
+    Activation, Backend, Conv2dParams, ConvTransposeParams, PointLoss, PoolParams, UpsampleMode,
+};
 use cnn_playground::data::Rng;
 use cnn_playground::nn::{Mode, Model, ParamKind, ParamStore, Pass};
 use cnn_playground::spec::ModelSpec;
@@ -462,12 +464,17 @@ fn graph_ops_match_finite_differences(be: &dyn Backend, rng: &mut Rng) {
 /// elements of every parameter. `forward` records one pass on a fresh tape and returns the
 /// loss (a cross-entropy node).
 fn tape_check(be: &dyn Backend, params: &mut ParamStore, forward: &dyn Fn(&mut Tape) -> Var) {
+    tape_check_sum(be, params, &|tape| vec![forward(tape)]);
+}
+
+/// `tape_check` for a sum of loss nodes, through `backward_sum`.
+fn tape_check_sum(be: &dyn Backend, params: &mut ParamStore, forward: &dyn Fn(&mut Tape) -> Vec<Var>) {
     let loss_and_grads = |params: &ParamStore, want_grads: bool| {
         let mut tape = Tape::new(be, params);
-        let loss_var = forward(&mut tape);
-        let loss = read(be, tape.value(loss_var))[0] as f64;
+        let losses = forward(&mut tape);
+        let loss: f64 = losses.iter().map(|&l| read(be, tape.value(l))[0] as f64).sum();
         let grads = if want_grads {
-            Some(tape.backward(loss_var).unwrap())
+            Some(tape.backward_sum(&losses).unwrap())
         } else {
             None
         };
@@ -485,14 +492,14 @@ fn tape_check(be: &dyn Backend, params: &mut ParamStore, forward: &dyn Fn(&mut T
             let mut bump = |delta: f32| {
                 let mut v = base.clone();
                 v[i] += delta;
-                params.params[pi].value = up(be, &params.params[pi].value.dims().to_vec(), &v);
+                params.params[pi].value = up(be, params.params[pi].value.dims(), &v);
                 loss_and_grads(params, false).0
             };
             // A smaller step than the per-op checks: a bias moves a whole channel, and a step
             // of 1e-2 can carry some ReLU or max-pool switches across their kinks.
             let h = 1e-3;
             let numeric = (bump(h) - bump(-h)) / (2.0 * h as f64);
-            params.params[pi].value = up(be, &params.params[pi].value.dims().to_vec(), &base);
+            params.params[pi].value = up(be, params.params[pi].value.dims(), &base);
             let a = g[i] as f64;
             assert!(
                 (numeric - a).abs() <= 2e-2 * numeric.abs().max(0.1),
@@ -685,6 +692,232 @@ fn tape_batch_norm_matches_finite_differences(be: &dyn Backend) {
     }
 }
 
+/// Labels 0..k, one per pixel, every class present.
+fn labels(rng: &mut Rng, n: usize, k: usize) -> Vec<u32> {
+    (0..n)
+        .map(|i| if i < k { i as u32 } else { rng.below(k) as u32 })
+        .collect()
+}
+
+/// The loss ops' gradients against central differences of their loss (L = loss, r = [1]):
+/// point losses (each kind, weighted and scaled), per-pixel cross-entropy (weighted, on
+/// (N,K,H,W) and (N,K)) and soft Dice. Scales keep the gradients near 1, where the check's
+/// tolerance bites.
+fn losses_match_finite_differences(be: &dyn Backend) {
+    let mut rng = Rng::new(21);
+    let one = [1.0f32];
+    // point losses on (2,3,2,3): d = pred - target stays 0.05 away from smooth L1's kinks
+    // (|d| = beta, and d = 0 for plain L1)
+    let dims = [2, 3, 2, 3];
+    let pred = rand(&mut rng, 36);
+    let weight: Vec<f32> = (0..36).map(|_| rng.uniform(0.0, 2.0)).collect();
+    for kind in [
+        PointLoss::SmoothL1 { beta: 1.0 },
+        PointLoss::SmoothL1 { beta: 0.1 },
+        PointLoss::SmoothL1 { beta: 0.0 },
+        PointLoss::BceWithLogits,
+        PointLoss::Mse,
+    ] {
+        let target: Vec<f32> = match kind {
+            PointLoss::BceWithLogits => (0..36).map(|_| rng.uniform(0.0, 1.0)).collect(),
+            PointLoss::SmoothL1 { beta } => pred
+                .iter()
+                .map(|p| {
+                    let d = if rng.below(2) == 0 {
+                        beta - 0.05
+                    } else {
+                        beta + 0.05 + rng.uniform(0.0, 1.0)
+                    };
+                    let d = d.max(0.05);
+                    p - if rng.below(2) == 0 { d } else { -d }
+                })
+                .collect(),
+            PointLoss::Mse => rand(&mut rng, 36),
+        };
+        let (tt, wt) = (up(be, &dims, &target), up(be, &dims, &weight));
+        let f = |v: &[f32]| read(be, &be.point_loss(&up(be, &dims, v), &tt, &wt, kind, 0.8).unwrap().loss);
+        let out = be.point_loss(&up(be, &dims, &pred), &tt, &wt, kind, 0.8).unwrap();
+        assert_eq!(out.loss.dims(), [1]);
+        check(
+            &format!("point_loss {kind:?}"),
+            be,
+            &pred,
+            &read(be, &out.dpred),
+            &f,
+            &one,
+            1e-2,
+        );
+    }
+    // per-pixel cross-entropy: logits (2,3,4,5) with (2,4,5) labels and weights, and (6,4)
+    for (dims, pixels) in [(vec![2, 3, 4, 5], vec![2, 4, 5]), (vec![6, 4], vec![6])] {
+        let numel: usize = dims.iter().product();
+        let m: usize = pixels.iter().product();
+        let z: Vec<f32> = rand(&mut rng, numel).iter().map(|v| 3.0 * v).collect();
+        let y = be
+            .upload_indices(Shape::new(&pixels), &labels(&mut rng, m, dims[1]))
+            .unwrap();
+        let w: Vec<f32> = (0..m).map(|_| rng.uniform(0.0, 2.0)).collect();
+        let wt = up(be, &pixels, &w);
+        let f = |v: &[f32]| read(be, &be.softmax_ce_map(&up(be, &dims, v), &y, &wt, 1.5).unwrap().loss);
+        let ce = be.softmax_ce_map(&up(be, &dims, &z), &y, &wt, 1.5).unwrap();
+        check(
+            &format!("softmax_ce_map {dims:?}"),
+            be,
+            &z,
+            &read(be, &ce.dlogits),
+            &f,
+            &one,
+            1e-2,
+        );
+    }
+    // soft Dice: logits (2,3,4,5) and (6,4); the gradient of one logit is about
+    // 1/(K·pixels), so the scale lifts it to order 1
+    for (dims, pixels) in [(vec![2, 3, 4, 5], vec![2, 4, 5]), (vec![6, 4], vec![6])] {
+        let numel: usize = dims.iter().product();
+        let m: usize = pixels.iter().product();
+        let scale = (dims[1] * m) as f32;
+        let z: Vec<f32> = rand(&mut rng, numel).iter().map(|v| 2.0 * v).collect();
+        let y = be
+            .upload_indices(Shape::new(&pixels), &labels(&mut rng, m, dims[1]))
+            .unwrap();
+        let f = |v: &[f32]| read(be, &be.softmax_dice(&up(be, &dims, v), &y, scale).unwrap().loss);
+        let dice = be.softmax_dice(&up(be, &dims, &z), &y, scale).unwrap();
+        check(
+            &format!("softmax_dice {dims:?}"),
+            be,
+            &z,
+            &read(be, &dice.dpred),
+            &f,
+            &one,
+            1e-2,
+        );
+    }
+}
+
+/// A dense head as the detection and segmentation tasks use it, through the tape:
+///   h = conv(x) (N,7,4,4);  obj = slice(h, 0, 1) -> BCE with logits;
+///   box = slice(h, 1, 2) -> smooth L1;  cls = slice(h, 3, 4) -> per-pixel CE + Dice;
+///   g = global_avg_pool(h) (N,7);  slice(g, 5, 2) -> MSE
+/// all summed by `backward_sum`, every parameter against central differences.
+fn tape_losses_match_finite_differences(be: &dyn Backend) {
+    let mut rng = Rng::new(23);
+    let mut params = ParamStore::default();
+    let w: Vec<f32> = rand(&mut rng, 7 * 2 * 9).iter().map(|v| 0.5 * v).collect();
+    params.add("0.weight".into(), ParamKind::ConvWeight, up(be, &[7, 2, 3, 3], &w));
+    params.add("0.bias".into(), ParamKind::Bias, up(be, &[7], &rand(&mut rng, 7)));
+    let x = rand(&mut rng, 2 * 2 * 4 * 4);
+    let obj: Vec<f32> = (0..32).map(|_| rng.below(2) as f32).collect();
+    let boxes = rand(&mut rng, 2 * 2 * 16);
+    let box_w: Vec<f32> = (0..64).map(|_| rng.below(2) as f32).collect();
+    let cls = labels(&mut rng, 32, 4);
+    let pix_w: Vec<f32> = (0..32).map(|_| rng.uniform(0.5, 1.5)).collect();
+    let pooled = rand(&mut rng, 4);
+    let same = Conv2dParams { stride: 1, padding: 1 };
+    tape_check_sum(be, &mut params, &|tape| {
+        let xv = tape.input(up(be, &[2, 2, 4, 4], &x));
+        let (w, b) = (tape.param(0), tape.param(1));
+        let h = tape.conv2d(xv, w, b, same).unwrap();
+        let o = tape.slice_channels(h, 0, 1).unwrap();
+        let ones = up(be, &[2, 1, 4, 4], &[1.0; 32]);
+        let l_obj = tape
+            .point_loss(o, &up(be, &[2, 1, 4, 4], &obj), &ones, PointLoss::BceWithLogits, 0.5)
+            .unwrap();
+        let bx = tape.slice_channels(h, 1, 2).unwrap();
+        let l_box = tape
+            .point_loss(
+                bx,
+                &up(be, &[2, 2, 4, 4], &boxes),
+                &up(be, &[2, 2, 4, 4], &box_w),
+                PointLoss::SmoothL1 { beta: 1.0 },
+                2.0,
+            )
+            .unwrap();
+        let c = tape.slice_channels(h, 3, 4).unwrap();
+        let y = be.upload_indices(Shape::new(&[2, 4, 4]), &cls).unwrap();
+        let l_ce = tape.ce_map(c, &y, &up(be, &[2, 4, 4], &pix_w), 0.25).unwrap().loss;
+        let l_dice = tape.dice(c, &y, 3.0).unwrap();
+        let g = tape.global_avg_pool(h).unwrap();
+        let gs = tape.slice_channels(g, 5, 2).unwrap();
+        let l_mse = tape
+            .point_loss(
+                gs,
+                &up(be, &[2, 2], &pooled),
+                &up(be, &[2, 2], &[1.0; 4]),
+                PointLoss::Mse,
+                1.0,
+            )
+            .unwrap();
+        vec![l_obj, l_box, l_ce, l_dice, l_mse]
+    });
+}
+
+/// `backward_sum` of two losses equals the sum of their separate `backward`s, `backward(l)`
+/// equals `backward_sum(&[l])`, listing a loss twice doubles it, and a non-loss node is
+/// refused with an error naming the op.
+fn backward_sum_is_the_sum_of_backwards(be: &dyn Backend) {
+    let mut rng = Rng::new(29);
+    let mut params = ParamStore::default();
+    params.add(
+        "fc.weight".into(),
+        ParamKind::LinearWeight,
+        up(be, &[5, 4], &rand(&mut rng, 20)),
+    );
+    params.add("fc.bias".into(), ParamKind::Bias, up(be, &[5], &rand(&mut rng, 5)));
+    let x = rand(&mut rng, 12);
+    let target = rand(&mut rng, 6);
+    let y = [0u32, 2, 1];
+    // which: 0 = CE alone, 1 = smooth L1 alone, 2 = both, 3 = CE listed twice
+    let grads = |which: usize| -> Vec<Vec<f32>> {
+        let mut tape = Tape::new(be, &params);
+        let xv = tape.input(up(be, &[3, 4], &x));
+        let (w, b) = (tape.param(0), tape.param(1));
+        let z = tape.linear(xv, w, b).unwrap();
+        let cls = tape.slice_channels(z, 0, 3).unwrap();
+        let bx = tape.slice_channels(z, 3, 2).unwrap();
+        let labels = be.upload_indices(Shape::new(&[3]), &y).unwrap();
+        let ce = tape.cross_entropy(cls, &labels).unwrap().loss;
+        let ones = up(be, &[3, 2], &[1.0; 6]);
+        let l1 = tape
+            .point_loss(
+                bx,
+                &up(be, &[3, 2], &target),
+                &ones,
+                PointLoss::SmoothL1 { beta: 0.5 },
+                1.0,
+            )
+            .unwrap();
+        let g = match which {
+            0 => tape.backward(ce),
+            1 => tape.backward_sum(&[l1]),
+            2 => tape.backward_sum(&[ce, l1]),
+            _ => tape.backward_sum(&[ce, ce]),
+        };
+        g.unwrap().iter().map(|g| read(be, g.as_ref().unwrap())).collect()
+    };
+    let (a, b, both, twice) = (grads(0), grads(1), grads(2), grads(3));
+    for p in 0..2 {
+        for i in 0..a[p].len() {
+            let close = |x: f32, y: f32| (x - y).abs() <= 1e-5 * x.abs().max(1.0);
+            assert!(
+                close(both[p][i], a[p][i] + b[p][i]),
+                "{} sum: param {p} [{i}]",
+                be.name()
+            );
+            assert!(
+                close(twice[p][i], 2.0 * a[p][i]),
+                "{} twice: param {p} [{i}]",
+                be.name()
+            );
+        }
+    }
+    let mut tape = Tape::new(be, &params);
+    let xv = tape.input(up(be, &[3, 4], &x));
+    let Err(err) = tape.backward_sum(&[xv]) else {
+        panic!("an input is not a loss")
+    };
+    assert!(err.to_string().starts_with("backward: "), "{err}");
+}
+
 fn gpu() -> Option<GpuBackend> {
     match pollster::block_on(GpuBackend::request()) {
         Ok(g) => Some(g),
@@ -793,5 +1026,41 @@ fn cpu_model_dag_matches_finite_differences() {
 fn gpu_model_dag_matches_finite_differences() {
     if let Some(g) = gpu() {
         model_dag_matches_finite_differences(&g);
+    }
+}
+
+#[test]
+fn cpu_losses_match_finite_differences() {
+    losses_match_finite_differences(&CpuBackend::new());
+}
+
+#[test]
+fn gpu_losses_match_finite_differences() {
+    if let Some(g) = gpu() {
+        losses_match_finite_differences(&g);
+    }
+}
+
+#[test]
+fn cpu_tape_losses_match_finite_differences() {
+    tape_losses_match_finite_differences(&CpuBackend::new());
+}
+
+#[test]
+fn gpu_tape_losses_match_finite_differences() {
+    if let Some(g) = gpu() {
+        tape_losses_match_finite_differences(&g);
+    }
+}
+
+#[test]
+fn cpu_backward_sum_is_the_sum_of_backwards() {
+    backward_sum_is_the_sum_of_backwards(&CpuBackend::new());
+}
+
+#[test]
+fn gpu_backward_sum_is_the_sum_of_backwards() {
+    if let Some(g) = gpu() {
+        backward_sum_is_the_sum_of_backwards(&g);
     }
 }

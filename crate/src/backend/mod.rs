@@ -146,11 +146,42 @@ pub struct AdamHyper {
 
 /// What softmax cross-entropy returns: the mean loss (shape [1]), its gradient with respect
 /// to the logits, (softmax(z) - onehot(y)) / N with shape (N, K), and the number of rows
-/// whose argmax equals the label (shape [1], as f32).
+/// whose argmax equals the label (shape [1], as f32). `softmax_ce_map` returns the same
+/// three, weighted and scaled per pixel (see there).
 pub struct CrossEntropy {
     pub loss: Tensor,
     pub dlogits: Tensor,
     pub correct: Tensor,
+}
+
+/// Elementwise loss kinds for `point_loss`, each ℓ(p, t) of a prediction p and a target t.
+/// - `SmoothL1 { beta }`: PyTorch's smooth L1 (Huber / beta): with d = p - t,
+///   ℓ = 0.5·d²/beta where |d| < beta, else |d| - 0.5·beta; beta = 0 is plain L1.
+/// - `BceWithLogits`: binary cross-entropy of sigmoid(p) against t in [0,1], in the stable
+///   form ℓ = max(p,0) - p·t + log(1 + exp(-|p|)) (PyTorch's `binary_cross_entropy_with_logits`).
+/// - `Mse`: ℓ = (p - t)².
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PointLoss {
+    SmoothL1 { beta: f32 },
+    BceWithLogits,
+    Mse,
+}
+
+impl PointLoss {
+    pub fn name(&self) -> &'static str {
+        match self {
+            PointLoss::SmoothL1 { .. } => "smooth_l1",
+            PointLoss::BceWithLogits => "bce_with_logits",
+            PointLoss::Mse => "mse",
+        }
+    }
+}
+
+/// A loss value (shape [1]) and its gradient with respect to the prediction (the
+/// prediction's shape).
+pub struct LossGrad {
+    pub loss: Tensor,
+    pub dpred: Tensor,
 }
 
 /// What a batch normalization forward returns: the output y (same shape as x) and the
@@ -319,6 +350,28 @@ pub trait Backend {
     /// logits (N,K), labels (N) -> mean cross-entropy of softmax(logits), its gradient and
     /// the count of correct argmax predictions
     fn softmax_cross_entropy(&self, logits: &Tensor, labels: &Indices) -> Result<CrossEntropy>;
+    /// pred, target, weight (same shape, any) -> loss (1) = scale·Σ_i w_i·ℓ(pred_i, target_i)
+    /// and dpred = scale·w·∂ℓ/∂pred (see `PointLoss` for ℓ; smooth L1's gradient is
+    /// d/beta inside the band, sign(d) outside, 0 at d = 0 for beta = 0; BCE's is
+    /// sigmoid(p) - t; MSE's 2·(p - t))
+    fn point_loss(
+        &self,
+        pred: &Tensor,
+        target: &Tensor,
+        weight: &Tensor,
+        kind: PointLoss,
+        scale: f32,
+    ) -> Result<LossGrad>;
+    /// logits (N,K,H,W), labels (N,H,W) in 0..K, weight (N,H,W) -> per-pixel softmax
+    /// cross-entropy over the K channels, summed: loss (1) = scale·Σ_pixels w·CE,
+    /// dlogits (N,K,H,W) = scale·w·(softmax - onehot), correct (1) = Σ_pixels w·[argmax = label]
+    /// (the first maximum wins). Also logits (N,K) with labels and weight (N): H = W = 1.
+    fn softmax_ce_map(&self, logits: &Tensor, labels: &Indices, weight: &Tensor, scale: f32) -> Result<CrossEntropy>;
+    /// logits (N,K,H,W), labels (N,H,W) in 0..K -> soft Dice over the whole batch, with
+    /// p = softmax over K and sums over N,H,W: I_k = Σ p_k·[y=k], P_k = Σ p_k, Y_k = Σ [y=k];
+    /// loss (1) = scale·(1 - (1/K)·Σ_k (2·I_k + 1)/(P_k + Y_k + 1)), dpred = d loss/d logits
+    /// (N,K,H,W). Also logits (N,K) with labels (N).
+    fn softmax_dice(&self, logits: &Tensor, labels: &Indices, scale: f32) -> Result<LossGrad>;
 
     // ---- accumulation and optimizers ---------------------------------------------------------
     /// acc += x, same shape (gradient accumulation, running metrics)

@@ -6,7 +6,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::pipelines::{Access, Kernel, Shader};
 use super::GpuBackend;
-use crate::backend::CrossEntropy;
+use crate::backend::{CrossEntropy, LossGrad, PointLoss};
 use crate::error::{shape_err, Result};
 use crate::tensor::{Indices, Tensor};
 
@@ -72,4 +72,29 @@ pub(super) fn softmax_cross_entropy(gpu: &GpuBackend, logits: &Tensor, labels: &
     ];
     gpu.dispatch_groups(&REDUCE, &params, &buffers, [1, 1, 1], REDUCE_THREADS)?;
     Ok(CrossEntropy { loss, dlogits, correct })
+}
+
+pub(super) fn point_loss(
+    _gpu: &GpuBackend,
+    pred: &Tensor,
+    _target: &Tensor,
+    _weight: &Tensor,
+    _kind: PointLoss,
+    _scale: f32,
+) -> Result<LossGrad> {
+    Err(shape_err("point_loss", "not on the GPU yet", &[pred.dims()]))
+}
+
+pub(super) fn softmax_ce_map(
+    _gpu: &GpuBackend,
+    logits: &Tensor,
+    _labels: &Indices,
+    _weight: &Tensor,
+    _scale: f32,
+) -> Result<CrossEntropy> {
+    Err(shape_err("softmax_ce_map", "not on the GPU yet", &[logits.dims()]))
+}
+
+pub(super) fn softmax_dice(_gpu: &GpuBackend, logits: &Tensor, _labels: &Indices, _scale: f32) -> Result<LossGrad> {
+    Err(shape_err("softmax_dice", "not on the GPU yet", &[logits.dims()]))
 }

@@ -36,8 +36,8 @@ use std::rc::Rc;
 use bytemuck::Pod;
 
 use super::{
-    Activation, AdamHyper, Backend, BatchNormOut, Conv2dParams, ConvTransposeParams, CrossEntropy, PoolParams,
-    ReadFuture, SgdHyper, UpsampleMode,
+    Activation, AdamHyper, Backend, BatchNormOut, Conv2dParams, ConvTransposeParams, CrossEntropy, LossGrad, PointLoss,
+    PoolParams, ReadFuture, SgdHyper, UpsampleMode,
 };
 use crate::error::{shape_err, Error, Result};
 use crate::tensor::{Data, Indices, Shape, Tensor};
@@ -482,6 +482,25 @@ impl Backend for GpuBackend {
 
     fn softmax_cross_entropy(&self, logits: &Tensor, labels: &Indices) -> Result<CrossEntropy> {
         loss::softmax_cross_entropy(self, logits, labels)
+    }
+
+    fn point_loss(
+        &self,
+        pred: &Tensor,
+        target: &Tensor,
+        weight: &Tensor,
+        kind: PointLoss,
+        scale: f32,
+    ) -> Result<LossGrad> {
+        loss::point_loss(self, pred, target, weight, kind, scale)
+    }
+
+    fn softmax_ce_map(&self, logits: &Tensor, labels: &Indices, weight: &Tensor, scale: f32) -> Result<CrossEntropy> {
+        loss::softmax_ce_map(self, logits, labels, weight, scale)
+    }
+
+    fn softmax_dice(&self, logits: &Tensor, labels: &Indices, scale: f32) -> Result<LossGrad> {
+        loss::softmax_dice(self, logits, labels, scale)
     }
 
     // ---- accumulation and optimizers ---------------------------------------------------
