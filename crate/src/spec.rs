@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::backend::{out_len, transposed_out_len, ConvTransposeParams, UpsampleMode};
 use crate::error::{Error, Result};
+use crate::tasks::data::DataConfig;
 
 /// Models larger than this many parameters are refused before any memory is allocated.
 pub const MAX_PARAMS: usize = 20_000_000;
@@ -48,7 +49,75 @@ pub struct ModelSpec {
     /// (C, H, W) of one example.
     pub input: [usize; 3],
     pub classes: usize,
+    /// What the model is trained for; it fixes the shape the output must have.
+    #[serde(default, skip_serializing_if = "Task::is_classify")]
+    pub task: Task,
+    /// The examples it trains on (default: all MNIST digits); see tasks/data.rs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<DataConfig>,
     pub layers: Vec<Layer>,
+}
+
+/// The task a spec's head is built for (the course's last chapters). The model's output
+/// must be [`Task::output_shape`]:
+/// - `classify`: (classes) class scores;
+/// - `localize`: (classes + 4): class scores, then the box (cx/W, cy/H, w/W, h/H);
+/// - `detect`: (5 + classes, S, S), a YOLO-v1 grid of S×S cells (any S): objectness logit,
+///   (tx, ty, tw, th) and class scores per cell (tasks/grid.rs);
+/// - `segment`: (classes + 1, H, W) per-pixel scores, channel 0 the background.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    #[default]
+    Classify,
+    Localize,
+    Detect,
+    Segment,
+}
+
+impl Task {
+    pub fn is_classify(&self) -> bool {
+        *self == Task::Classify
+    }
+    pub fn name(&self) -> &'static str {
+        match self {
+            Task::Classify => "classify",
+            Task::Localize => "localize",
+            Task::Detect => "detect",
+            Task::Segment => "segment",
+        }
+    }
+    /// Whether `out` (one example's output shape) fits this task for `classes` classes and
+    /// an input of (C, H, W); the error names what was expected.
+    pub fn check_output(&self, out: &[usize], classes: usize, input: [usize; 3]) -> std::result::Result<(), String> {
+        let ok = match self {
+            Task::Classify => out == [classes],
+            Task::Localize => out == [classes + 4],
+            Task::Detect => out.len() == 3 && out[0] == 5 + classes && out[1] == out[2] && out[1] > 0,
+            Task::Segment => out == [classes + 1, input[1], input[2]],
+        };
+        if ok {
+            return Ok(());
+        }
+        let want = match self {
+            Task::Classify => format!("{classes} class scores"),
+            Task::Localize => format!("[{}] ({classes} class scores, then the box cx, cy, w, h)", classes + 4),
+            Task::Detect => format!(
+                "a detection grid [{}, S, S] (objectness, 4 box values and {classes} class scores per cell)",
+                5 + classes
+            ),
+            Task::Segment => format!(
+                "per-pixel scores [{}, {}, {}] (background and {classes} classes at the input's size)",
+                classes + 1,
+                input[1],
+                input[2]
+            ),
+        };
+        Err(format!(
+            "a {} model must end in {want}, but outputs {out:?}",
+            self.name()
+        ))
+    }
 }
 
 /// One entry of `layers`: the op, plus an optional name (default: its index, "3") and the
@@ -332,6 +401,11 @@ pub struct Plan {
 }
 
 impl ModelSpec {
+    /// The data section, or the default (all MNIST digits).
+    pub fn data_config(&self) -> DataConfig {
+        self.data.clone().unwrap_or_default()
+    }
+
     pub fn from_json(text: &str) -> Result<ModelSpec> {
         let spec = Self::parse(text)?;
         spec.validate()?;
@@ -400,6 +474,14 @@ impl ModelSpec {
         }
         if self.layers.is_empty() {
             errors.push(top("the model has no layers".into()));
+        }
+        if errors.is_empty() {
+            match self.data_config().validate_for(self) {
+                Ok(()) => {}
+                Err(Error::Config { field, problem }) => errors.push(top(format!("{field}: {problem}"))),
+                Err(e @ Error::Spec { .. }) => errors.push(e),
+                Err(e) => errors.push(top(e.to_string())),
+            }
         }
         if !errors.is_empty() {
             return (plan, errors);
@@ -568,15 +650,12 @@ impl ModelSpec {
             }
         }
         if let Some(Some(out)) = outs.last() {
-            if *out != [self.classes] {
+            if let Err(problem) = self.task.check_output(out, self.classes, self.input) {
                 errors.push(Error::Spec {
                     index: last,
                     name: self.layers[last].name.clone(),
                     kind: self.layers[last].op.kind().into(),
-                    problem: format!(
-                        "the model must end in {} class scores, but outputs {:?}",
-                        self.classes, out
-                    ),
+                    problem,
                     input_shapes: plan.layers.last().map(|p| p.in_shapes.clone()).unwrap_or_default(),
                 });
             }

@@ -7,12 +7,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::autograd::Tape;
 use crate::backend::{select, Backend, BackendChoice, Device};
-use crate::data::mnist::Sampler;
 use crate::data::{Mnist, Rng};
 use crate::error::{Error, Result};
 use crate::nn::{L1Mode, Mode, Model, Optimizer, OptimizerKind, ParamStore, Pass, RegTarget, Regularizer};
-use crate::spec::{DropoutScaling, ModelSpec};
-use crate::tensor::Shape;
+use crate::spec::{DropoutScaling, ModelSpec, Task};
+use crate::tasks::data::{stack, Example, Source, TaskData};
+use crate::tasks::heads::{self, HeadOptions, Prediction, Scorer};
+use crate::tasks::metrics::Truth;
+use crate::tensor::{Shape, Tensor};
+use std::collections::BTreeMap;
 
 /// Hyperparameters and run settings. Every field is optional in JSON; unknown fields are
 /// refused. Rates, batch size, optimizer and regularization apply from the next step; seed
@@ -45,6 +48,15 @@ pub struct TrainConfig {
     pub l2_target: RegTarget,
     pub l1_mode: L1Mode,
     pub weight_decay: f32,
+    /// Weight of the box term (localize, detect).
+    pub box_weight: f32,
+    /// Weight of the soft Dice term added to the per-pixel cross-entropy (segment; 0 = off).
+    pub dice: f32,
+    /// Detection: NMS IoU threshold and the score below which boxes are not drawn (live).
+    pub nms_iou: f32,
+    pub score_threshold: f32,
+    /// Names of layers whose parameters are frozen (not updated; transfer learning), live.
+    pub freeze: Vec<String>,
 }
 
 impl Default for TrainConfig {
@@ -65,6 +77,11 @@ impl Default for TrainConfig {
             l2_target: RegTarget::Weights,
             l1_mode: L1Mode::Penalty,
             weight_decay: 0.01,
+            box_weight: 5.0,
+            dice: 0.0,
+            nms_iou: 0.5,
+            score_threshold: 0.3,
+            freeze: Vec::new(),
         }
     }
 }
@@ -130,7 +147,13 @@ impl TrainConfig {
                 });
             }
         }
-        for (field, value) in [("l1", self.l1), ("l2", self.l2), ("weight_decay", self.weight_decay)] {
+        for (field, value) in [
+            ("l1", self.l1),
+            ("l2", self.l2),
+            ("weight_decay", self.weight_decay),
+            ("box_weight", self.box_weight),
+            ("dice", self.dice),
+        ] {
             if !(value.is_finite() && value >= 0.0) {
                 return Err(Error::Config {
                     field,
@@ -138,7 +161,22 @@ impl TrainConfig {
                 });
             }
         }
+        for (field, value) in [("nms_iou", self.nms_iou), ("score_threshold", self.score_threshold)] {
+            if !(value.is_finite() && (0.0..=1.0).contains(&value)) {
+                return Err(Error::Config {
+                    field,
+                    problem: format!("must be in [0, 1], got {value}"),
+                });
+            }
+        }
         Ok(())
+    }
+
+    fn heads(&self) -> HeadOptions {
+        HeadOptions {
+            box_weight: self.box_weight,
+            dice: self.dice,
+        }
     }
 
     /// The regularization this config asks for.
@@ -166,11 +204,15 @@ pub enum Phase {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Report {
     pub step: u64,
-    /// The data loss (mean cross-entropy), without the regularization term.
+    /// The data loss (the sum of the task's terms), without the regularization term.
     pub loss: f32,
+    /// The task's loss terms by name (e.g. "class", "box", "objectness", "pixel_ce", "dice").
+    pub parts: BTreeMap<String, f32>,
     /// The regularization term l1·Σ|w| + (l2/2)·Σw² of the weights each step's forward pass
     /// used, averaged over the steps like the loss; 0 when no regularizer is on.
     pub penalty: f32,
+    /// Share of correct classes (classify, localize), object cells' classes (detect) or
+    /// pixels (segment) on the training batches.
     pub accuracy: f32,
     pub phase: Phase,
     pub diverged_at: Option<u64>,
@@ -179,8 +221,44 @@ pub struct Report {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Evaluation {
     pub val_loss: f32,
+    /// As the report's accuracy, on the validation examples.
     pub val_accuracy: f32,
     pub examples: usize,
+    /// The task's metrics: classify {accuracy}; localize {accuracy, mean_iou, iou50};
+    /// detect {map50, ap50_<class>}; segment {pixel_accuracy, mean_iou}.
+    pub metrics: BTreeMap<String, f32>,
+}
+
+/// Decoded outputs for the first validation examples, for the page's views.
+#[derive(Clone, Debug, Serialize)]
+pub struct Outputs {
+    pub task: Task,
+    pub input: [usize; 3],
+    pub class_names: Vec<String>,
+    pub examples: Vec<OutputExample>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct OutputExample {
+    /// (C, H, W) in [0, 1].
+    pub image: Vec<f32>,
+    pub truth: OutputTruth,
+    pub pred: Prediction,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct OutputTruth {
+    pub label: u32,
+    pub boxes: Vec<Truth>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mask: Option<Vec<u32>>,
+}
+
+/// What `load_backbone` took from a weights file.
+#[derive(Clone, Debug, Serialize)]
+pub struct BackboneLoad {
+    pub loaded: Vec<String>,
+    pub skipped: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -206,8 +284,7 @@ pub struct Trainer {
     params: ParamStore,
     optimizer: Optimizer,
     config: TrainConfig,
-    data: Mnist,
-    sampler: Sampler,
+    data: TaskData,
     /// Draws dropout masks (seeded, so runs repeat).
     dropout_rng: Rng,
     step: u64,
@@ -221,22 +298,15 @@ const EVAL_CHUNK: usize = 100;
 impl Trainer {
     /// Validates everything, picks the backend, builds and initialises the model.
     pub async fn new(spec: ModelSpec, config: TrainConfig, data: Mnist) -> Result<Trainer> {
+        Self::create(spec, config, Some(data)).await
+    }
+
+    /// As `new`, for any task; `mnist` is needed by MNIST and cluttered-digit data only.
+    pub async fn create(spec: ModelSpec, config: TrainConfig, mnist: Option<Mnist>) -> Result<Trainer> {
         config.validate()?;
         spec.validate()?;
-        if spec.input != [1, data.rows, data.cols] || spec.classes != 10 {
-            return Err(Error::Spec {
-                index: 0,
-                name: None,
-                kind: "input".into(),
-                problem: format!(
-                    "MNIST needs input [1, {}, {}] and 10 classes; the spec has input {:?} and {} classes",
-                    data.rows, data.cols, spec.input, spec.classes
-                ),
-                input_shapes: Vec::new(),
-            });
-        }
         let selected = select(config.backend).await;
-        Self::with_device(spec, config, data, selected.device, selected.reason)
+        Self::with_data(spec, config, mnist, selected.device, selected.reason)
     }
 
     /// Same as `new` with a device chosen by the caller (tests inject one).
@@ -247,11 +317,23 @@ impl Trainer {
         device: Device,
         backend_reason: String,
     ) -> Result<Trainer> {
+        Self::with_data(spec, config, Some(data), device, backend_reason)
+    }
+
+    /// Same as `create` with a device chosen by the caller.
+    pub fn with_data(
+        spec: ModelSpec,
+        config: TrainConfig,
+        mnist: Option<Mnist>,
+        device: Device,
+        backend_reason: String,
+    ) -> Result<Trainer> {
         config.validate()?;
+        spec.validate()?;
         let seed = config.seed;
+        let data = TaskData::new(&spec.data_config(), &spec, mnist, seed)?;
         let mut rng = Rng::new(seed);
         let (model, params) = Model::build(&spec, device.backend(), &mut rng)?;
-        let sampler = Sampler::new(&data.train, config.seed.wrapping_add(1));
         Ok(Trainer {
             device,
             backend_reason,
@@ -261,7 +343,6 @@ impl Trainer {
             optimizer: Optimizer::new(config.optimizer),
             config,
             data,
-            sampler,
             dropout_rng: Rng::new(seed.wrapping_add(2)),
             step: 0,
             phase: Phase::Idle,
@@ -287,7 +368,7 @@ impl Trainer {
     pub fn params(&self) -> &ParamStore {
         &self.params
     }
-    pub fn data(&self) -> &Mnist {
+    pub fn data(&self) -> &TaskData {
         &self.data
     }
     pub fn steps_done(&self) -> u64 {
@@ -347,6 +428,7 @@ impl Trainer {
                 problem: "changes need a reset (a new run)".into(),
             });
         }
+
         self.optimizer.set_kind(config.optimizer);
         self.config = config;
         Ok(())
@@ -356,19 +438,21 @@ impl Trainer {
     /// the run is marked diverged and further calls train no more.
     pub async fn step(&mut self, n: usize) -> Result<Report> {
         if self.phase == Phase::Diverged || n == 0 {
-            return Ok(self.report(f32::NAN, f32::NAN, f32::NAN));
+            return Ok(self.report(f32::NAN, BTreeMap::new(), f32::NAN, f32::NAN));
         }
         let be = self.device.backend();
         let reg = self.config.regularizer();
+        let opts = self.config.heads();
+        let frozen = self.frozen_params();
         let mut loss_sum = be.zeros(Shape::new(&[1]))?;
         let mut penalty_sum = be.zeros(Shape::new(&[1]))?;
         let mut correct_sum = be.zeros(Shape::new(&[1]))?;
-        let mut seen = 0usize;
+        let mut part_sums: Vec<(&'static str, Tensor)> = Vec::new();
+        let mut counted = 0usize;
         for _ in 0..n {
-            let idx = self.sampler.next_batch(self.config.batch);
-            let batch = self.data.batch(&idx);
-            let x = be.upload(Shape::new(&[batch.n, 1, self.data.rows, self.data.cols]), &batch.images)?;
-            let y = be.upload_indices(Shape::new(&[batch.n]), &batch.labels)?;
+            let examples = self.data.next_train(self.config.batch)?;
+            let refs: Vec<&Example> = examples.iter().collect();
+            let x = be.upload(self.input_shape(refs.len()), &stack(&refs))?;
             let (mut grads, bn) = {
                 let mut tape = Tape::new(be, &self.params);
                 let xv = tape.input(x);
@@ -379,12 +463,26 @@ impl Trainer {
                     dropout_scaling: self.config.dropout_scaling,
                 };
                 let fwd = self.model.forward(&mut tape, xv, &mut pass)?;
-                let out = tape.cross_entropy(fwd.output(), &y)?;
-                be.add_assign(&mut loss_sum, tape.value(out.loss))?;
-                be.add_assign(&mut correct_sum, &out.correct)?;
-                (tape.backward(out.loss)?, fwd.bn)
+                let head = heads::loss(&mut tape, fwd.output(), &self.spec, &refs, &opts)?;
+                for (name, v) in &head.parts {
+                    match part_sums.iter_mut().find(|(n, _)| n == name) {
+                        Some((_, acc)) => be.add_assign(acc, tape.value(*v))?,
+                        None => {
+                            let mut acc = be.zeros(Shape::new(&[1]))?;
+                            be.add_assign(&mut acc, tape.value(*v))?;
+                            part_sums.push((name, acc));
+                        }
+                    }
+                    be.add_assign(&mut loss_sum, tape.value(*v))?;
+                }
+                be.add_assign(&mut correct_sum, &head.correct)?;
+                counted += head.count;
+                (tape.backward_sum(&head.terms)?, fwd.bn)
             };
             Model::update_running_stats(be, &mut self.params, bn)?;
+            for &id in &frozen {
+                grads[id] = None;
+            }
             // regularization: penalty and gradient terms before the update, proximal L1 after
             let proximal = reg.before_update(be, &self.params, &mut grads, &mut penalty_sum)?;
             let c = &self.config;
@@ -392,14 +490,20 @@ impl Trainer {
                 .step(be, &mut self.params, grads, c.lr, c.momentum, c.weight_decay)?;
             Regularizer::after_update(be, &mut self.params, &proximal, c.lr)?;
             self.step += 1;
-            seen += batch.n;
         }
         be.flush()?;
-        let loss = be.read(&loss_sum).await?.first().copied().unwrap_or(f32::NAN) / n as f32;
+        let first = |v: Vec<f32>| v.first().copied().unwrap_or(f32::NAN);
+        let loss = first(be.read(&loss_sum).await?) / n as f32;
         let correct = be.read(&correct_sum).await?.first().copied().unwrap_or(0.0);
+        let mut parts = BTreeMap::new();
+        if part_sums.len() > 1 {
+            for (name, acc) in &part_sums {
+                parts.insert(name.to_string(), first(be.read(acc).await?) / n as f32);
+            }
+        }
         // Read only when a regularizer is on: an unregularized run reads back nothing more.
         let penalty = if reg.is_active() {
-            be.read(&penalty_sum).await?.first().copied().unwrap_or(f32::NAN) / n as f32
+            first(be.read(&penalty_sum).await?) / n as f32
         } else {
             0.0
         };
@@ -409,13 +513,19 @@ impl Trainer {
         } else {
             self.phase = Phase::Running;
         }
-        Ok(self.report(loss, penalty, correct / seen.max(1) as f32))
+        let accuracy = if counted == 0 {
+            f32::NAN
+        } else {
+            correct / counted as f32
+        };
+        Ok(self.report(loss, parts, penalty, accuracy))
     }
 
-    fn report(&self, loss: f32, penalty: f32, accuracy: f32) -> Report {
+    fn report(&self, loss: f32, parts: BTreeMap<String, f32>, penalty: f32, accuracy: f32) -> Report {
         Report {
             step: self.step,
             loss,
+            parts,
             penalty,
             accuracy,
             phase: self.phase,
@@ -423,82 +533,173 @@ impl Trainer {
         }
     }
 
-    /// Forward pass over examples, in chunks; returns (summed loss, correct count, logits).
-    async fn forward_examples(&self, examples: &[u32], keep_logits: bool) -> Result<(f32, f32, Vec<f32>)> {
+    /// (N, C, H, W) of a batch of n examples.
+    fn input_shape(&self, n: usize) -> Shape {
+        let [c, h, w] = self.spec.input;
+        Shape::new(&[n, c, h, w])
+    }
+
+    /// Store ids of the parameters of the layers named in `config.freeze`.
+    fn frozen_params(&self) -> Vec<usize> {
+        let layer_of = |name: &str| name.split('.').next().unwrap_or("").to_string();
+        (self.params.params.iter().enumerate())
+            .filter(|(_, p)| self.config.freeze.contains(&layer_of(&p.name)))
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    /// Eval-mode forward over examples, in chunks: the summed loss, correct count and count
+    /// of the task's head, and each example's decoded prediction when `decode` is set.
+    async fn forward_examples(
+        &self,
+        examples: &[&Example],
+        decode: bool,
+    ) -> Result<(f32, f32, usize, Vec<Prediction>)> {
         let be = self.device.backend();
-        let (mut loss, mut correct, mut logits) = (0.0f32, 0.0f32, Vec::new());
+        let opts = self.config.heads();
+        let (mut loss, mut correct, mut count, mut preds) = (0.0f32, 0.0f32, 0usize, Vec::new());
         for chunk in examples.chunks(EVAL_CHUNK) {
-            let batch = self.data.batch(chunk);
-            let x = be.upload(Shape::new(&[batch.n, 1, self.data.rows, self.data.cols]), &batch.images)?;
-            let y = be.upload_indices(Shape::new(&[batch.n]), &batch.labels)?;
+            let x = be.upload(self.input_shape(chunk.len()), &stack(chunk))?;
             let mut tape = Tape::new(be, &self.params);
             let xv = tape.input(x);
             let z = self.model.forward(&mut tape, xv, &mut Pass::eval())?.output();
-            let out = tape.cross_entropy(z, &y)?;
+            let head = heads::loss(&mut tape, z, &self.spec, chunk, &opts)?;
             be.flush()?;
-            loss += be
-                .read(tape.value(out.loss))
-                .await?
-                .first()
-                .copied()
-                .unwrap_or(f32::NAN)
-                * batch.n as f32;
-            correct += be.read(&out.correct).await?.first().copied().unwrap_or(0.0);
-            if keep_logits {
-                logits.extend(be.read(tape.value(z)).await?);
+            for (_, v) in &head.parts {
+                loss += be.read(tape.value(*v)).await?.first().copied().unwrap_or(f32::NAN) * chunk.len() as f32;
+            }
+            correct += be.read(&head.correct).await?.first().copied().unwrap_or(0.0);
+            count += head.count;
+            if decode {
+                let out = tape.value(z);
+                let dims = out.dims()[1..].to_vec();
+                let per: usize = dims.iter().product();
+                let values = be.read(out).await?;
+                for row in values.chunks(per) {
+                    preds.push(heads::decode(
+                        &self.spec,
+                        &dims,
+                        row,
+                        self.config.score_threshold,
+                        self.config.nms_iou,
+                    ));
+                }
             }
         }
-        Ok((loss, correct, logits))
+        Ok((loss, correct, count, preds))
     }
 
-    /// Loss and accuracy on the first `max` validation examples (all when `max` is 0).
+    /// Loss, accuracy and the task's metrics on the first `max` validation examples (all
+    /// when `max` is 0).
     pub async fn evaluate(&self, max: usize) -> Result<Evaluation> {
-        self.evaluate_examples(&self.data.val, max).await
+        let val: Vec<&Example> = self.data.val.iter().collect();
+        self.evaluate_examples(&val, max).await
     }
 
-    /// The same on the training split (what the CLI reports as final train metrics).
+    /// Loss, accuracy and metrics on the first `max` training examples (what the CLI
+    /// reports as final train metrics).
     pub async fn evaluate_train(&self, max: usize) -> Result<Evaluation> {
-        self.evaluate_examples(&self.data.train, max).await
+        let examples = self.data.train_examples(max.max(1))?;
+        let refs: Vec<&Example> = examples.iter().collect();
+        self.evaluate_examples(&refs, 0).await
     }
 
-    async fn evaluate_examples(&self, examples: &[u32], max: usize) -> Result<Evaluation> {
+    async fn evaluate_examples(&self, examples: &[&Example], max: usize) -> Result<Evaluation> {
         let n = if max == 0 {
             examples.len()
         } else {
             max.min(examples.len())
         };
-        let (loss, correct, _) = self.forward_examples(&examples[..n], false).await?;
+        let decode = self.spec.task != Task::Classify;
+        let (loss, correct, count, preds) = self.forward_examples(&examples[..n], decode).await?;
+        let mut metrics = BTreeMap::new();
+        if decode {
+            let mut scorer = Scorer::new(&self.spec);
+            for (p, e) in preds.into_iter().zip(&examples[..n]) {
+                scorer.add(p, e);
+            }
+            metrics.extend(scorer.metrics());
+        } else {
+            metrics.insert("accuracy".to_string(), correct / n.max(1) as f32);
+        }
         Ok(Evaluation {
             val_loss: loss / n.max(1) as f32,
-            val_accuracy: correct / n.max(1) as f32,
+            val_accuracy: correct / count.max(1) as f32,
             examples: n,
+            metrics,
         })
     }
 
-    /// Predicted class and confidence for `k` validation examples spread over the split.
+    /// The first `k` validation examples with their truth and the model's decoded prediction
+    /// (detections after NMS with the live thresholds), for the page's views.
+    pub async fn outputs(&self, k: usize) -> Result<Outputs> {
+        let val: Vec<&Example> = self.data.val.iter().take(k).collect();
+        let (_, _, _, preds) = self.forward_examples(&val, true).await?;
+        let examples = val
+            .iter()
+            .zip(preds)
+            .map(|(e, pred)| OutputExample {
+                image: e.image.clone(),
+                truth: OutputTruth {
+                    label: e.label,
+                    boxes: e.truths.clone(),
+                    mask: (!e.mask.is_empty()).then(|| e.mask.clone()),
+                },
+                pred,
+            })
+            .collect();
+        Ok(Outputs {
+            task: self.spec.task,
+            input: self.spec.input,
+            class_names: self.class_names(),
+            examples,
+        })
+    }
+
+    /// Names of the classes, in label order.
+    pub fn class_names(&self) -> Vec<String> {
+        let c = self.data.config();
+        match c.source {
+            Source::Shapes => crate::data::shapes::ShapeKind::ALL
+                .iter()
+                .map(|k| k.name().to_string())
+                .collect(),
+            Source::Mnist if !c.digits.is_empty() => c.digits.iter().map(|d| d.to_string()).collect(),
+            _ => (0..10).map(|d| d.to_string()).collect(),
+        }
+    }
+
+    /// Predicted class and confidence for `k` validation examples spread over the split
+    /// (MNIST classification: the page's digit grid).
     pub async fn predict(&self, k: usize) -> Result<Predictions> {
+        if self.data.config().source != Source::Mnist {
+            return Err(Error::Config {
+                field: "predict",
+                problem: "the digit grid needs MNIST data; use outputs() for scenes".into(),
+            });
+        }
         let val = &self.data.val;
         let k = k.min(val.len());
         let stride = (val.len() / k.max(1)).max(1);
-        let indices: Vec<u32> = (0..k).map(|i| val[i * stride]).collect();
-        let (_, _, logits) = self.forward_examples(&indices, true).await?;
-        let classes = self.model.classes;
-        let mut preds = Vec::with_capacity(k);
-        let mut confidence = Vec::with_capacity(k);
-        for row in logits.chunks(classes) {
-            let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-            let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
-            let arg = row.iter().position(|&v| v == max).unwrap_or(0);
-            preds.push(arg as u32);
-            confidence.push(1.0 / sum);
-        }
-        let labels = indices.iter().map(|&i| self.data.labels[i as usize] as u32).collect();
+        let picked: Vec<&Example> = (0..k).map(|i| &val[i * stride]).collect();
+        let (_, _, _, preds) = self.forward_examples(&picked, true).await?;
         Ok(Predictions {
-            indices,
-            labels,
-            preds,
-            confidence,
+            indices: (0..k).map(|i| self.data.val_ids[i * stride]).collect(),
+            labels: picked.iter().map(|e| e.label).collect(),
+            preds: preds.iter().map(|p| p.label.unwrap_or(0)).collect(),
+            confidence: preds.iter().map(|p| p.score.unwrap_or(0.0)).collect(),
         })
+    }
+
+    /// Loads every parameter and buffer of a weights file whose name and shape match this
+    /// model, except those of the output layer (which stays freshly initialised, as a new
+    /// head for the new task); the rest are listed as skipped. Nothing changes on an error.
+    pub fn load_backbone(&mut self, bytes: &[u8]) -> Result<BackboneLoad> {
+        let head = self.model.nodes.last().map(|n| n.name.clone()).unwrap_or_default();
+        let (loaded, skipped) = crate::nn::io::load_matching(bytes, &mut self.params, self.device.backend(), |name| {
+            name.split('.').next() != Some(head.as_str())
+        })?;
+        Ok(BackboneLoad { loaded, skipped })
     }
 
     /// The first convolution's kernels, (O, C, K, K).
@@ -569,7 +770,7 @@ impl Trainer {
     /// Runs validation example `example` through the model and returns every layer's output.
     pub async fn activations(&self, example: usize) -> Result<Activations> {
         let val = &self.data.val;
-        let Some(&index) = val.get(example) else {
+        let Some(example_data) = val.get(example) else {
             return Err(Error::Config {
                 field: "example",
                 problem: format!(
@@ -579,8 +780,7 @@ impl Trainer {
             });
         };
         let be = self.device.backend();
-        let batch = self.data.batch(&[index]);
-        let x = be.upload(Shape::new(&[1, 1, self.data.rows, self.data.cols]), &batch.images)?;
+        let x = be.upload(self.input_shape(1), &example_data.image)?;
         let mut tape = Tape::new(be, &self.params);
         let xv = tape.input(x);
         let outs = self.model.forward(&mut tape, xv, &mut Pass::eval())?.outputs;
@@ -603,8 +803,8 @@ impl Trainer {
         }
         Ok(Activations {
             example,
-            label: batch.labels.first().copied().unwrap_or(0),
-            image: batch.images,
+            label: example_data.label,
+            image: example_data.image.clone(),
             layers,
         })
     }

@@ -44,13 +44,18 @@ struct StepOut<'a> {
 #[wasm_bindgen]
 impl Playground {
     /// Resolves to a Playground, or rejects with an Error naming what is wrong with the
-    /// spec, the config or the data.
+    /// spec, the config or the data. `mnist` is the MNIST asset, or empty for data that
+    /// does not need it (shapes scenes).
     pub fn create(spec_json: String, config_json: String, mnist: Vec<u8>) -> Promise {
         future_to_promise(async move {
             let spec = ModelSpec::from_json(&spec_json).map_err(js)?;
             let config = TrainConfig::from_json(&config_json).map_err(js)?;
-            let data = Mnist::parse(&mnist).map_err(js)?;
-            let trainer = Trainer::new(spec, config, data).await.map_err(js)?;
+            let data = if mnist.is_empty() {
+                None
+            } else {
+                Some(Mnist::parse(&mnist).map_err(js)?)
+            };
+            let trainer = Trainer::create(spec, config, data).await.map_err(js)?;
             Ok(Playground {
                 inner: Rc::new(RefCell::new(trainer)),
             }
@@ -162,6 +167,26 @@ impl Playground {
     pub fn export_model_py(&self) -> Result<String, JsValue> {
         let t = self.inner.try_borrow().map_err(|_| busy())?;
         crate::nn::export::model_py(t.spec()).map_err(js)
+    }
+
+    /// The first `k` validation examples with truth and decoded prediction:
+    /// {"task", "input": [C,H,W], "class_names", "examples": [{"image": [C·H·W], "truth":
+    /// {"label", "boxes": [{"class","bbox"}], "mask"?}, "pred": {"label"?, "score"?, "boxes":
+    /// [{"class","score","bbox"}], "mask"?, "fg"?}}]}; detections are after NMS.
+    pub fn outputs(&self, k: u32) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let t = inner.try_borrow().map_err(|_| busy())?;
+            json(&t.outputs(k as usize).await.map_err(js)?)
+        })
+    }
+
+    /// Transfer learning: loads the parameters of a safetensors file whose names and shapes
+    /// match, except the output layer's: {"loaded": [names], "skipped": [names]}.
+    pub fn load_backbone(&self, bytes: Vec<u8>) -> Result<String, JsValue> {
+        let mut t = self.inner.try_borrow_mut().map_err(|_| busy())?;
+        let r = t.load_backbone(&bytes).map_err(js)?;
+        Ok(serde_json::to_string(&r).unwrap_or_default())
     }
 
     /// Predictions for `k` validation digits: indices into the asset, labels, preds, confidence.

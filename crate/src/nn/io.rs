@@ -123,6 +123,58 @@ pub fn load_safetensors(bytes: &[u8], store: &mut ParamStore, backend: &dyn Back
     Ok(())
 }
 
+/// Transfer learning: loads the tensors of `bytes` whose name is accepted by `want` and
+/// whose name and shape match a parameter or buffer of the store; returns the names loaded
+/// and the store's names that were not (absent, other shape, or not wanted). Fails, with
+/// nothing changed, when the file is unreadable or nothing at all matches.
+pub fn load_matching(
+    bytes: &[u8],
+    store: &mut ParamStore,
+    backend: &dyn Backend,
+    want: impl Fn(&str) -> bool,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let file = SafeTensors::deserialize(bytes)
+        .map_err(|e| Error::Weights(format!("not a readable safetensors file ({e})")))?;
+    let (mut loaded, mut skipped) = (Vec::new(), Vec::new());
+    let mut updates: Vec<(usize, Tensor)> = Vec::new();
+    let slots = store
+        .params
+        .iter()
+        .map(|p| (&p.name, p.value.dims()))
+        .chain(store.buffers.iter().map(|b| (&b.name, b.value.dims())));
+    for (i, (name, dims)) in slots.enumerate() {
+        let fits = want(name)
+            .then(|| file.tensor(name).ok())
+            .flatten()
+            .filter(|v| v.dtype() == Dtype::F32 && v.shape() == dims);
+        match fits {
+            Some(view) => {
+                let data = view.data().chunks_exact(4);
+                let values: Vec<f32> = data.map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+                updates.push((i, backend.upload(Shape::new(dims), &values)?));
+                loaded.push(name.clone());
+            }
+            None => skipped.push(name.clone()),
+        }
+    }
+    if loaded.is_empty() {
+        return Err(Error::Weights(format!(
+            "no tensor of the file fits this model (it has {}; the model wants {})",
+            file.names().len(),
+            skipped.join(", ")
+        )));
+    }
+    let n_params = store.params.len();
+    for (i, t) in updates {
+        if i < n_params {
+            store.params[i].value = t;
+        } else {
+            store.buffers[i - n_params].value = t;
+        }
+    }
+    Ok((loaded, skipped))
+}
+
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;

@@ -1,4 +1,5 @@
 //! Shared by the training tests (native and in-browser).
+#![allow(dead_code)] // each test binary uses its own part
 
 use cnn_playground::data::{Mnist, Rng};
 

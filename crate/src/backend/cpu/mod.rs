@@ -64,6 +64,22 @@ fn switch(op: &'static str, i: u32, cells: usize, idx: &Indices) -> Result<usize
     Ok(i)
 }
 
+/// Runs `f(image, chunk)` over the consecutive `len`-long chunks of `out`, one per image:
+/// on every core natively (rayon), one after another in wasm (one thread). Each call writes
+/// only its own chunk, so results do not depend on the number of threads.
+fn per_image(out: &mut [f32], len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    if len == 0 {
+        return;
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        out.par_chunks_mut(len).enumerate().for_each(|(i, chunk)| f(i, chunk));
+    }
+    #[cfg(target_arch = "wasm32")]
+    out.chunks_mut(len).enumerate().for_each(|(i, chunk)| f(i, chunk));
+}
+
 fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
     if a.shape != b.shape {
         return Err(shape_err(op, "shapes differ", &[a.dims(), b.dims()]));
@@ -660,16 +676,15 @@ impl Backend for CpuBackend {
         }
         let (xs, ws, bs) = (host("conv2d", x)?, host("conv2d", w)?, host("conv2d", b)?);
         let (ckk, ohw) = (c * k * k, oh * ow);
-        let mut cols = vec![0.0; ckk * ohw];
         let mut y = vec![0.0; n * o * ohw];
-        for img in 0..n {
+        per_image(&mut y, o * ohw, |img, yn| {
+            let mut cols = vec![0.0; ckk * ohw];
             im2col(&xs[img * c * h * wd..][..c * h * wd], c, h, wd, k, p, oh, ow, &mut cols);
-            let yn = &mut y[img * o * ohw..][..o * ohw];
             gemm(o, ohw, ckk, ws, &cols, yn, false);
             for (oc, plane) in yn.chunks_mut(ohw).enumerate() {
                 plane.iter_mut().for_each(|v| *v += bs[oc]);
             }
-        }
+        });
         Ok(tensor(&[n, o, oh, ow], y))
     }
 
@@ -688,22 +703,12 @@ impl Backend for CpuBackend {
         let (ckk, ohw) = (c * k * k, oh * ow);
         let mut wt = vec![0.0; ckk * o];
         transpose(o, ckk, ws, &mut wt);
-        let mut dcols = vec![0.0; ckk * ohw];
         let mut dx = vec![0.0; n * c * h * wd];
-        for img in 0..n {
+        per_image(&mut dx, c * h * wd, |img, dxn| {
+            let mut dcols = vec![0.0; ckk * ohw];
             gemm(ckk, ohw, o, &wt, &dys[img * o * ohw..][..o * ohw], &mut dcols, false);
-            col2im(
-                &dcols,
-                c,
-                h,
-                wd,
-                k,
-                p,
-                oh,
-                ow,
-                &mut dx[img * c * h * wd..][..c * h * wd],
-            );
-        }
+            col2im(&dcols, c, h, wd, k, p, oh, ow, dxn);
+        });
         Ok(tensor(x_shape.dims(), dx))
     }
 
@@ -726,16 +731,22 @@ impl Backend for CpuBackend {
         }
         let (dys, xs) = (host("conv2d_backward_weight", dy)?, host("conv2d_backward_weight", x)?);
         let (ckk, ohw) = (c * k * k, oh * ow);
-        let mut cols = vec![0.0; ckk * ohw];
-        let mut dy_t = vec![0.0; ohw * o];
+        // one partial dwᵀ per image, summed in image order (the same sum on any thread count)
+        let mut partial = vec![0.0; n * ckk * o];
+        per_image(&mut partial, ckk * o, |img, dw_t| {
+            let mut cols = vec![0.0; ckk * ohw];
+            let mut dy_t = vec![0.0; ohw * o];
+            im2col(&xs[img * c * h * wd..][..c * h * wd], c, h, wd, k, p, oh, ow, &mut cols);
+            transpose(o, ohw, &dys[img * o * ohw..][..o * ohw], &mut dy_t);
+            gemm(ckk, o, ohw, &cols, &dy_t, dw_t, false);
+        });
         let mut dw_t = vec![0.0; ckk * o];
+        for part in partial.chunks(ckk * o) {
+            dw_t.iter_mut().zip(part).for_each(|(a, b)| *a += b);
+        }
         let mut db = vec![0.0; o];
         for img in 0..n {
-            im2col(&xs[img * c * h * wd..][..c * h * wd], c, h, wd, k, p, oh, ow, &mut cols);
-            let dy_n = &dys[img * o * ohw..][..o * ohw];
-            transpose(o, ohw, dy_n, &mut dy_t);
-            gemm(ckk, o, ohw, &cols, &dy_t, &mut dw_t, true);
-            for (oc, plane) in dy_n.chunks(ohw).enumerate() {
+            for (oc, plane) in dys[img * o * ohw..][..o * ohw].chunks(ohw).enumerate() {
                 db[oc] += plane.iter().sum::<f32>();
             }
         }

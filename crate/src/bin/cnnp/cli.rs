@@ -10,6 +10,7 @@ use cnn_playground::nn::regularize::{first_conv, group, Group};
 use cnn_playground::nn::{self, export::model_py, io::load_safetensors, Mode, Model};
 use cnn_playground::nn::{L1Mode, OptimizerKind, RegTarget};
 use cnn_playground::probe::{weight_stats, WeightStats, NEAR_ZERO};
+use cnn_playground::tasks::data::Source;
 use cnn_playground::{Error, ModelSpec, Result, TrainConfig, Trainer};
 
 use crate::npy;
@@ -29,8 +30,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train a model spec on MNIST; prints progress and writes DIR/metrics.json, the trained
-    /// weights (DIR/weights.safetensors) and the PyTorch module (DIR/model.py).
+    /// Train a model spec for its task (classify, localize, detect, segment) on its data (the
+    /// spec's `data`: MNIST digits, shapes scenes or cluttered digits); prints progress and
+    /// writes DIR/metrics.json, the trained weights (DIR/weights.safetensors) and the PyTorch
+    /// module (DIR/model.py).
     Train {
         /// Model spec (JSON), e.g. presets/mnist-small.json
         spec: PathBuf,
@@ -69,6 +72,22 @@ enum Command {
         /// AdamW's decoupled weight decay (used with --optimizer adamw only).
         #[arg(long, default_value_t = 0.01)]
         weight_decay: f32,
+        /// Weight of the box loss (localize, detect).
+        #[arg(long, default_value_t = 5.0)]
+        box_weight: f32,
+        /// Weight of a soft Dice term added to the per-pixel cross-entropy (segment; 0 = off).
+        #[arg(long, default_value_t = 0.0)]
+        dice: f32,
+        /// Detection: NMS IoU threshold (mAP is computed after NMS).
+        #[arg(long, default_value_t = 0.5)]
+        nms_iou: f32,
+        /// Transfer learning: start from the matching parameters of this safetensors file
+        /// (every layer but the output layer), e.g. a backbone from `cnnp train --out`.
+        #[arg(long)]
+        backbone: Option<PathBuf>,
+        /// Layers (names, comma separated) whose parameters stay frozen, e.g. 0,3.
+        #[arg(long, value_delimiter = ',')]
+        freeze: Vec<String>,
         #[arg(long, default_value_t = 1)]
         seed: u64,
         #[arg(long, value_enum, default_value = "auto")]
@@ -174,6 +193,11 @@ pub fn run() -> i32 {
             l2_target,
             l1_mode,
             weight_decay,
+            box_weight,
+            dice,
+            nms_iou,
+            backbone,
+            freeze,
             seed,
             backend,
             out,
@@ -200,6 +224,10 @@ pub fn run() -> i32 {
                 l2_target,
                 l1_mode,
                 weight_decay,
+                box_weight,
+                dice,
+                nms_iou,
+                freeze,
                 ..TrainConfig::default()
             };
             pollster::block_on(train(
@@ -212,6 +240,7 @@ pub fn run() -> i32 {
                 },
                 &out,
                 data.as_deref(),
+                backbone.as_deref(),
             ))
         }
         Command::Export { spec, weights, out } => export(&spec, &weights, &out),
@@ -272,15 +301,52 @@ struct Limits {
     eval_every: u64,
 }
 
-async fn train(spec_path: &Path, config: TrainConfig, limits: Limits, out: &Path, data: Option<&Path>) -> Result<()> {
+/// "accuracy 97.10%, mean_iou 0.8123": a task's metrics for one line of output.
+fn metrics_line(m: &std::collections::BTreeMap<String, f32>) -> String {
+    let shown = m.iter().filter(|(k, _)| !k.starts_with("ap50_"));
+    let parts: Vec<String> = shown
+        .map(|(k, v)| match k.as_str() {
+            "accuracy" | "pixel_accuracy" => format!("{k} {:.2}%", 100.0 * v),
+            _ => format!("{k} {v:.4}"),
+        })
+        .collect();
+    parts.join(", ")
+}
+
+async fn train(
+    spec_path: &Path,
+    config: TrainConfig,
+    limits: Limits,
+    out: &Path,
+    data: Option<&Path>,
+    backbone: Option<&Path>,
+) -> Result<()> {
     let Limits {
         steps,
         max_seconds,
         eval_every,
     } = limits;
     let spec = read_spec(spec_path)?;
-    let mut trainer = Trainer::new(spec, config.clone(), load_mnist(data)?).await?;
+    let mnist = match spec.data_config().source {
+        Source::Shapes => None,
+        Source::Mnist | Source::Clutter => Some(load_mnist(data)?),
+    };
+    let mut trainer = Trainer::create(spec, config.clone(), mnist).await?;
     println!("backend {} ({})", trainer.backend_name(), trainer.backend_reason());
+    if let Some(path) = backbone {
+        let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
+        let load = trainer.load_backbone(&bytes).map_err(|e| match e {
+            Error::Weights(problem) => Error::Weights(format!("{}: {problem}", path.display())),
+            other => other,
+        })?;
+        println!(
+            "backbone {}: loaded {}; kept fresh: {}",
+            path.display(),
+            load.loaded.join(", "),
+            load.skipped.join(", ")
+        );
+    }
+    let mut history = Vec::new();
     let start = Instant::now();
     let (mut last_print, mut last_step) = (Instant::now(), 0u64);
     let mut penalty = 0.0f32;
@@ -295,8 +361,14 @@ async fn train(spec_path: &Path, config: TrainConfig, limits: Limits, out: &Path
         penalty = r.penalty;
         let elapsed = last_print.elapsed().as_secs_f64();
         if elapsed >= 2.0 || trainer.steps_done() >= steps {
+            let parts: Vec<String> = r.parts.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+            let parts = if parts.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", parts.join(", "))
+            };
             println!(
-                "step {:>6}  loss {:.4}  penalty {:.4}  acc {:5.1}%  {:7.1} steps/s",
+                "step {:>6}  loss {:.4}{parts}  penalty {:.4}  acc {:5.1}%  {:7.1} steps/s",
                 r.step,
                 r.loss,
                 r.penalty,
@@ -308,13 +380,16 @@ async fn train(spec_path: &Path, config: TrainConfig, limits: Limits, out: &Path
         }
         if eval_every > 0 && r.step % eval_every < n as u64 {
             let v = trainer.evaluate(0).await?;
+            let seconds = start.elapsed().as_secs_f64();
             println!(
-                "  validation at step {}: accuracy {:.2}%, loss {:.4} ({:.1} s since start, evaluation included)",
+                "  validation at step {}: {}, loss {:.4} ({seconds:.1} s since start, evaluation included)",
                 r.step,
-                100.0 * v.val_accuracy,
+                metrics_line(&v.metrics),
                 v.val_loss,
-                start.elapsed().as_secs_f64()
             );
+            history.push(serde_json::json!({
+                "step": r.step, "seconds": seconds, "val_loss": v.val_loss, "metrics": v.metrics,
+            }));
         }
         if max_seconds > 0.0 && start.elapsed().as_secs_f64() >= max_seconds {
             println!("time limit of {max_seconds} s reached at step {}", r.step);
@@ -323,7 +398,12 @@ async fn train(spec_path: &Path, config: TrainConfig, limits: Limits, out: &Path
     }
     let seconds = start.elapsed().as_secs_f64();
     let val = trainer.evaluate(0).await?;
-    let tr = trainer.evaluate_train(2000).await?;
+    let train_examples = if trainer.data().config().source == Source::Mnist {
+        2000
+    } else {
+        256
+    };
+    let tr = trainer.evaluate_train(train_examples).await?;
     println!(
         "final: train loss {:.4} acc {:.2}%  validation loss {:.4} acc {:.2}% ({} examples)  {} steps in {:.1} s",
         tr.val_loss,
@@ -333,6 +413,11 @@ async fn train(spec_path: &Path, config: TrainConfig, limits: Limits, out: &Path
         val.examples,
         trainer.steps_done(),
         seconds
+    );
+    println!(
+        "final validation {}: {}",
+        trainer.spec().task.name(),
+        metrics_line(&val.metrics)
     );
     let (first, conv) = conv_weight_stats(&trainer).await?;
     for (name, s) in [("first conv", &first), ("all conv", &conv)] {
@@ -354,6 +439,7 @@ async fn train(spec_path: &Path, config: TrainConfig, limits: Limits, out: &Path
     let metrics = serde_json::json!({
         "train_loss": tr.val_loss, "train_accuracy": tr.val_accuracy, "train_examples": tr.examples,
         "val_loss": val.val_loss, "val_accuracy": val.val_accuracy, "val_examples": val.examples,
+        "task": trainer.spec().task, "val_metrics": val.metrics, "train_metrics": tr.metrics, "history": history,
         "penalty": penalty,
         "weights": { "first_conv": sparsity(&first), "conv": sparsity(&conv) },
         "steps": trainer.steps_done(), "backend": trainer.backend_name(), "backend_reason": trainer.backend_reason(),
