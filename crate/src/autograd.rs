@@ -102,6 +102,7 @@ enum Op {
     SliceChannels {
         x: Var,
         start: usize,
+        len: usize,
     },
     /// A loss (shape [1]) of `input`, whose gradient d loss/d input was computed in the
     /// forward call: a seed of `backward_sum`.
@@ -380,7 +381,7 @@ impl<'a> Tape<'a> {
     pub fn slice_channels(&mut self, x: Var, start: usize, len: usize) -> Result<Var> {
         let y = self.backend.slice_channels(self.value(x), start, len)?;
         let rg = self.needs(x);
-        Ok(self.push(Op::SliceChannels { x, start }, Some(y), rg))
+        Ok(self.push(Op::SliceChannels { x, start, len }, Some(y), rg))
     }
 
     /// Records a loss node: its value (shape [1]) and its gradient w.r.t. `input`.
@@ -609,11 +610,10 @@ impl<'a> Tape<'a> {
                     let shape = self.value(x).shape.clone();
                     self.accumulate(&mut grads, x, dy.reshape(shape)?)?;
                 }
-                Op::SliceChannels { x, start } => {
+                Op::SliceChannels { x, start, len } => {
                     // dy (N,len,..) -> dx (N,C,..) = [zeros (N,start,..), dy, zeros (N,rest,..)]
                     let Some(dy) = g else { continue };
                     let dims = self.value(x).dims().to_vec();
-                    let len = dy.dims()[1];
                     let zeros = |channels: usize| -> Result<Option<Tensor>> {
                         if channels == 0 {
                             return Ok(None);

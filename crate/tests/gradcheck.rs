@@ -1064,3 +1064,152 @@ fn gpu_backward_sum_is_the_sum_of_backwards() {
         backward_sum_is_the_sum_of_backwards(&g);
     }
 }
+
+/// `a` (GPU) against `b` (CPU), elementwise within `tol` of the larger of 1e-3 and
+/// the largest |b| (Dice gradients are small everywhere, so a per-element relative bound
+/// would be too strict and an absolute one too loose).
+fn assert_close(what: &str, a: &[f32], b: &[f32], tol: f32) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!((x - y).abs() <= tol * scale, "{what} [{i}]: gpu {x} vs cpu {y}");
+    }
+}
+
+/// The loss ops on the GPU give the CPU's loss, gradient and correct count, on sizes that
+/// take every reduction through its strided loop (more than 256 elements or pixels per
+/// thread group) and logits up to ±60 (BCE's stable form, the softmax's max shift).
+#[test]
+fn gpu_losses_equal_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let cpu = CpuBackend::new();
+    let mut rng = Rng::new(31);
+    let both = |dims: &[usize], data: &[f32]| (up(&cpu, dims, data), up(&gpu, dims, data));
+    // point losses on (3,5,17,13)
+    let dims = [3, 5, 17, 13];
+    let numel = dims.iter().product();
+    let pred: Vec<f32> = (0..numel)
+        .map(|i| rng.uniform(-2.0, 2.0) * if i % 7 == 0 { 30.0 } else { 1.0 })
+        .collect();
+    let soft: Vec<f32> = (0..numel).map(|_| rng.uniform(0.0, 1.0)).collect();
+    let weight: Vec<f32> = (0..numel).map(|_| rng.below(3) as f32 * 0.5).collect();
+    let (pc, pg) = both(&dims, &pred);
+    let (tc, tg) = both(&dims, &soft);
+    let (wc, wg) = both(&dims, &weight);
+    for kind in [
+        PointLoss::SmoothL1 { beta: 1.0 },
+        PointLoss::SmoothL1 { beta: 0.1 },
+        PointLoss::SmoothL1 { beta: 0.0 },
+        PointLoss::BceWithLogits,
+        PointLoss::Mse,
+    ] {
+        let c = cpu.point_loss(&pc, &tc, &wc, kind, 0.3).unwrap();
+        let g = gpu.point_loss(&pg, &tg, &wg, kind, 0.3).unwrap();
+        let what = format!("point_loss {kind:?}");
+        assert_close(
+            &format!("{what} loss"),
+            &read(&gpu, &g.loss),
+            &read(&cpu, &c.loss),
+            1e-5,
+        );
+        assert_close(
+            &format!("{what} dpred"),
+            &read(&gpu, &g.dpred),
+            &read(&cpu, &c.dpred),
+            1e-5,
+        );
+    }
+    // per-pixel cross-entropy and Dice on (2,5,17,13) and (300,7)
+    for (dims, pixels) in [(vec![2, 5, 17, 13], vec![2, 17, 13]), (vec![300, 7], vec![300])] {
+        let numel: usize = dims.iter().product();
+        let m: usize = pixels.iter().product();
+        let z: Vec<f32> = (0..numel)
+            .map(|i| rng.uniform(-3.0, 3.0) * if i % 11 == 0 { 20.0 } else { 1.0 })
+            .collect();
+        let y = labels(&mut rng, m, dims[1]);
+        let w: Vec<f32> = (0..m).map(|_| rng.uniform(0.0, 2.0)).collect();
+        let (zc, zg) = both(&dims, &z);
+        let (wc, wg) = both(&pixels, &w);
+        let yc = cpu.upload_indices(Shape::new(&pixels), &y).unwrap();
+        let yg = gpu.upload_indices(Shape::new(&pixels), &y).unwrap();
+        let c = cpu.softmax_ce_map(&zc, &yc, &wc, 0.7).unwrap();
+        let g = gpu.softmax_ce_map(&zg, &yg, &wg, 0.7).unwrap();
+        let what = format!("softmax_ce_map {dims:?}");
+        assert_close(
+            &format!("{what} loss"),
+            &read(&gpu, &g.loss),
+            &read(&cpu, &c.loss),
+            1e-5,
+        );
+        assert_close(
+            &format!("{what} dlogits"),
+            &read(&gpu, &g.dlogits),
+            &read(&cpu, &c.dlogits),
+            1e-5,
+        );
+        assert_close(
+            &format!("{what} correct"),
+            &read(&gpu, &g.correct),
+            &read(&cpu, &c.correct),
+            1e-5,
+        );
+        let c = cpu.softmax_dice(&zc, &yc, 2.0).unwrap();
+        let g = gpu.softmax_dice(&zg, &yg, 2.0).unwrap();
+        let what = format!("softmax_dice {dims:?}");
+        assert_close(
+            &format!("{what} loss"),
+            &read(&gpu, &g.loss),
+            &read(&cpu, &c.loss),
+            1e-5,
+        );
+        assert_close(
+            &format!("{what} dlogits"),
+            &read(&gpu, &g.dpred),
+            &read(&cpu, &c.dpred),
+            1e-4,
+        );
+    }
+}
+
+/// The error message of a result, for `loss_errors_name_the_op`.
+fn msg<T>(r: cnn_playground::Result<T>) -> Result<(), String> {
+    r.map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Loss errors name the op and the problem, on both backends (the GPU checks with the
+/// CPU's geometry functions).
+#[test]
+fn loss_errors_name_the_op() {
+    let mut backends: Vec<Box<dyn Backend>> = vec![Box::new(CpuBackend::new())];
+    backends.extend(gpu().map(|g| Box::new(g) as Box<dyn Backend>));
+    for be in &backends {
+        let be = be.as_ref();
+        let (a, b) = (up(be, &[2, 3], &[0.0; 6]), up(be, &[3, 2], &[0.0; 6]));
+        let expect = |r: Result<(), String>, starts: &str| match r {
+            Err(e) => assert!(e.starts_with(starts), "{}: {e}", be.name()),
+            Ok(()) => panic!("{}: {starts} should fail", be.name()),
+        };
+        expect(
+            msg(be.point_loss(&a, &b, &a, PointLoss::Mse, 1.0)),
+            "point_loss: mse: pred, target",
+        );
+        let beta = PointLoss::SmoothL1 { beta: -1.0 };
+        expect(msg(be.point_loss(&a, &a, &a, beta, 1.0)), "point_loss: smooth_l1: beta");
+        let y3 = be.upload_indices(Shape::new(&[3]), &[0, 1, 2]).unwrap();
+        expect(
+            msg(be.softmax_dice(&a, &y3, 1.0)),
+            "softmax_dice: need K ≥ 1 classes and labels",
+        );
+        let w3 = up(be, &[3], &[1.0; 3]);
+        let y2 = be.upload_indices(Shape::new(&[2]), &[0, 1]).unwrap();
+        expect(msg(be.softmax_ce_map(&a, &y2, &w3, 1.0)), "softmax_ce_map: need K");
+    }
+    // labels are checked where they are readable: on the CPU
+    let cpu = CpuBackend::new();
+    let a = up(&cpu, &[2, 3], &[0.0; 6]);
+    let y = cpu.upload_indices(Shape::new(&[2]), &[0, 3]).unwrap();
+    let Err(e) = cpu.softmax_ce_map(&a, &y, &up(&cpu, &[2], &[1.0; 2]), 1.0) else {
+        panic!("label 3 of 3 classes")
+    };
+    assert!(e.to_string().starts_with("softmax_ce_map: label 3 out of range"), "{e}");
+}

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use cnn_playground::backend::cpu::CpuBackend;
 use cnn_playground::backend::gpu::GpuBackend;
 use cnn_playground::backend::{
-    Activation, AdamHyper, Backend, Conv2dParams, ConvTransposeParams, PoolParams, SgdHyper, UpsampleMode,
+    Activation, AdamHyper, Backend, Conv2dParams, ConvTransposeParams, PointLoss, PoolParams, SgdHyper, UpsampleMode,
 };
 use cnn_playground::tensor::{Indices, Shape, Tensor};
 use serde_json::Value;
@@ -506,6 +506,40 @@ fn cross_entropy_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker)
     chk.tensor(b, n, "correct", &ce.correct, &fref(case, "correct"))
 }
 
+fn point_loss_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> CaseResult {
+    let kind = match case["kind"].as_str() {
+        Some("smooth_l1") => PointLoss::SmoothL1 {
+            beta: float(case, "beta"),
+        },
+        Some("bce_with_logits") => PointLoss::BceWithLogits,
+        Some("mse") => PointLoss::Mse,
+        other => panic!("case {n}: unknown point loss {other:?}"),
+    };
+    let (pred, target) = (up(b, &fref(case, "pred"))?, up(b, &fref(case, "target"))?);
+    let weight = up(b, &fref(case, "weight"))?;
+    let out = b.point_loss(&pred, &target, &weight, kind, float(case, "scale"))?;
+    chk.tensor(b, n, "loss", &out.loss, &fref(case, "loss"))?;
+    chk.tensor(b, n, "dpred", &out.dpred, &fref(case, "dpred"))
+}
+
+fn ce_map_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> CaseResult {
+    let logits = up(b, &fref(case, "logits"))?;
+    let labels = up_idx(b, &iref(case, "labels"))?;
+    let weight = up(b, &fref(case, "weight"))?;
+    let ce = b.softmax_ce_map(&logits, &labels, &weight, float(case, "scale"))?;
+    chk.tensor(b, n, "loss", &ce.loss, &fref(case, "loss"))?;
+    chk.tensor(b, n, "dlogits", &ce.dlogits, &fref(case, "dlogits"))?;
+    chk.tensor(b, n, "correct", &ce.correct, &fref(case, "correct"))
+}
+
+fn dice_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> CaseResult {
+    let logits = up(b, &fref(case, "logits"))?;
+    let labels = up_idx(b, &iref(case, "labels"))?;
+    let out = b.softmax_dice(&logits, &labels, float(case, "scale"))?;
+    chk.tensor(b, n, "loss", &out.loss, &fref(case, "loss"))?;
+    chk.tensor(b, n, "dlogits", &out.dpred, &fref(case, "dlogits"))
+}
+
 fn optim_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> CaseResult {
     let hyper = &case["hyper"];
     let p0 = fref(case, "p0");
@@ -701,6 +735,21 @@ fn activations_match_pytorch() {
 #[test]
 fn cross_entropy_matches_pytorch() {
     check_all("softmax_cross_entropy", "cross_entropy.json", cross_entropy_case);
+}
+
+#[test]
+fn point_losses_match_pytorch() {
+    check_all("point_loss", "point_loss.json", point_loss_case);
+}
+
+#[test]
+fn per_pixel_cross_entropy_matches_pytorch() {
+    check_all("softmax_ce_map", "ce_map.json", ce_map_case);
+}
+
+#[test]
+fn soft_dice_matches_pytorch() {
+    check_all("softmax_dice", "dice.json", dice_case);
 }
 
 #[test]

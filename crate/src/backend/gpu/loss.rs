@@ -1,43 +1,92 @@
-//! Softmax cross-entropy (shaders/loss.wgsl): one thread per row writes dlogits and the
-//! row's (loss, correct) pair; one workgroup reduces the pairs to the mean loss and the
-//! correct count, so the report needs no host-side reduction.
+//! Losses (shaders/loss.wgsl): a pass with one thread per row, element or pixel writes the
+//! gradient and per-thread partial values; one workgroup (one per class for Dice) reduces
+//! them, so the loss, the correct count and the gradient never leave the GPU.
 
 use bytemuck::{Pod, Zeroable};
 
 use super::pipelines::{Access, Kernel, Shader};
 use super::GpuBackend;
+use crate::backend::cpu::{class_map_geometry, point_loss_geometry};
 use crate::backend::{CrossEntropy, LossGrad, PointLoss};
 use crate::error::{shape_err, Result};
 use crate::tensor::{Indices, Tensor};
 
 use Access::{Read, ReadWrite};
 
-/// Threads of the reduction's single workgroup (`@workgroup_size(256)`).
+/// Threads of a reduction's workgroup (`@workgroup_size(256)`).
 const REDUCE_THREADS: usize = 256;
 
-// Bindings: 1 logits, 2 labels, 3 dlogits, 4 per-row stats, 5 loss, 6 correct.
+// Bindings: 1 logits, 2 labels, 3 dlogits, 4 (loss, correct) pairs, 5 loss, 6 correct,
+// 7 pred, 8 target, 9 weight, 10 dpred, 11 per-element terms, 12 Dice class sums.
 const ROWS: Kernel = Kernel {
     shader: Shader::Loss,
     entry: "loss_softmax_cross_entropy",
     storage: &[(1, Read), (2, Read), (3, ReadWrite), (4, ReadWrite)],
 };
-const REDUCE: Kernel = Kernel {
+const REDUCE_PAIRS: Kernel = Kernel {
     shader: Shader::Loss,
-    entry: "loss_reduce_mean",
+    entry: "loss_reduce_pairs",
     storage: &[(4, ReadWrite), (5, ReadWrite), (6, ReadWrite)],
+};
+const POINT: Kernel = Kernel {
+    shader: Shader::Loss,
+    entry: "loss_point",
+    storage: &[(7, Read), (8, Read), (9, Read), (10, ReadWrite), (11, ReadWrite)],
+};
+const REDUCE_SUM: Kernel = Kernel {
+    shader: Shader::Loss,
+    entry: "loss_reduce_sum",
+    storage: &[(11, ReadWrite), (5, ReadWrite)],
+};
+const CE_MAP: Kernel = Kernel {
+    shader: Shader::Loss,
+    entry: "loss_ce_map",
+    storage: &[(1, Read), (2, Read), (9, Read), (3, ReadWrite), (4, ReadWrite)],
+};
+const DICE_SOFTMAX: Kernel = Kernel {
+    shader: Shader::Loss,
+    entry: "loss_dice_softmax",
+    storage: &[(1, Read), (3, ReadWrite)],
+};
+const DICE_SUMS: Kernel = Kernel {
+    shader: Shader::Loss,
+    entry: "loss_dice_sums",
+    storage: &[(2, Read), (3, ReadWrite), (12, ReadWrite)],
+};
+const DICE_GRAD: Kernel = Kernel {
+    shader: Shader::Loss,
+    entry: "loss_dice_grad",
+    storage: &[(2, Read), (3, ReadWrite), (12, ReadWrite), (5, ReadWrite)],
 };
 
 /// Every kernel of this family, for `GpuBackend::warm_up`.
-pub(super) const KERNELS: &[&Kernel] = &[&ROWS, &REDUCE];
+pub(super) const KERNELS: &[&Kernel] = &[
+    &ROWS,
+    &REDUCE_PAIRS,
+    &POINT,
+    &REDUCE_SUM,
+    &CE_MAP,
+    &DICE_SOFTMAX,
+    &DICE_SUMS,
+    &DICE_GRAD,
+];
 
 /// Mirrors `LossParams` in loss.wgsl.
 #[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
+#[derive(Clone, Copy, Pod, Zeroable, Default)]
 struct Params {
     n: u32,
     k: u32,
-    _pad: [u32; 2],
+    hw: u32,
+    kind: u32,
+    scale: f32,
+    beta: f32,
+    divisor: f32,
+    _pad: u32,
 }
+
+/// The single reduction workgroup.
+const ONE_GROUP: [u32; 3] = [1, 1, 1];
 
 /// logits (N,K), labels (N) -> loss (1), dlogits (N,K), correct (1)
 pub(super) fn softmax_cross_entropy(gpu: &GpuBackend, logits: &Tensor, labels: &Indices) -> Result<CrossEntropy> {
@@ -56,7 +105,9 @@ pub(super) fn softmax_cross_entropy(gpu: &GpuBackend, logits: &Tensor, labels: &
     let params = Params {
         n: n as u32, // fits: see `GpuBackend::storage`
         k: k as u32,
-        _pad: [0; 2],
+        scale: 1.0,
+        divisor: n as f32,
+        ..Params::default()
     };
     let buffers = [
         gpu.tensor_buffer(OP, logits)?,
@@ -70,31 +121,122 @@ pub(super) fn softmax_cross_entropy(gpu: &GpuBackend, logits: &Tensor, labels: &
         gpu.tensor_buffer(OP, &loss)?,
         gpu.tensor_buffer(OP, &correct)?,
     ];
-    gpu.dispatch_groups(&REDUCE, &params, &buffers, [1, 1, 1], REDUCE_THREADS)?;
+    gpu.dispatch_groups(&REDUCE_PAIRS, &params, &buffers, ONE_GROUP, REDUCE_THREADS)?;
     Ok(CrossEntropy { loss, dlogits, correct })
 }
 
+/// pred, target, weight (same shape) -> loss (1) = scale·Σ w·ℓ, dpred (like pred)
 pub(super) fn point_loss(
-    _gpu: &GpuBackend,
+    gpu: &GpuBackend,
     pred: &Tensor,
-    _target: &Tensor,
-    _weight: &Tensor,
-    _kind: PointLoss,
-    _scale: f32,
+    target: &Tensor,
+    weight: &Tensor,
+    kind: PointLoss,
+    scale: f32,
 ) -> Result<LossGrad> {
-    Err(shape_err("point_loss", "not on the GPU yet", &[pred.dims()]))
+    const OP: &str = "point_loss";
+    let n = point_loss_geometry(OP, &pred.shape, &target.shape, &weight.shape, kind, scale)?;
+    let dpred = gpu.output(OP, pred.dims())?;
+    let parts = gpu.output(OP, &[n])?;
+    let loss = gpu.output(OP, &[1])?;
+    let (kind, beta) = match kind {
+        PointLoss::SmoothL1 { beta } => (0, beta),
+        PointLoss::BceWithLogits => (1, 0.0),
+        PointLoss::Mse => (2, 0.0),
+    };
+    let params = Params {
+        n: n as u32,
+        kind,
+        scale,
+        beta,
+        ..Params::default()
+    };
+    let buffers = [
+        gpu.tensor_buffer(OP, pred)?,
+        gpu.tensor_buffer(OP, target)?,
+        gpu.tensor_buffer(OP, weight)?,
+        gpu.tensor_buffer(OP, &dpred)?,
+        gpu.tensor_buffer(OP, &parts)?,
+    ];
+    gpu.dispatch(&POINT, &params, &buffers, n)?;
+    let buffers = [gpu.tensor_buffer(OP, &parts)?, gpu.tensor_buffer(OP, &loss)?];
+    // always dispatched, so that an empty pred gives loss 0
+    gpu.dispatch_groups(&REDUCE_SUM, &params, &buffers, ONE_GROUP, REDUCE_THREADS)?;
+    Ok(LossGrad { loss, dpred })
 }
 
+/// logits (N,K,H,W), labels (N,H,W), weight (N,H,W) -> loss (1), dlogits, correct (1);
+/// also (N,K) with (N)
 pub(super) fn softmax_ce_map(
-    _gpu: &GpuBackend,
+    gpu: &GpuBackend,
     logits: &Tensor,
-    _labels: &Indices,
-    _weight: &Tensor,
-    _scale: f32,
+    labels: &Indices,
+    weight: &Tensor,
+    scale: f32,
 ) -> Result<CrossEntropy> {
-    Err(shape_err("softmax_ce_map", "not on the GPU yet", &[logits.dims()]))
+    const OP: &str = "softmax_ce_map";
+    let [n, k, hw] = class_map_geometry(OP, &logits.shape, &labels.shape, Some(&weight.shape))?;
+    let pixels = n * hw;
+    let dlogits = gpu.output(OP, logits.dims())?;
+    let rows = gpu.output(OP, &[pixels, 2])?;
+    let loss = gpu.output(OP, &[1])?;
+    let correct = gpu.output(OP, &[1])?;
+    let params = Params {
+        n: pixels as u32,
+        k: k as u32,
+        hw: hw as u32,
+        scale,
+        divisor: 1.0,
+        ..Params::default()
+    };
+    let buffers = [
+        gpu.tensor_buffer(OP, logits)?,
+        gpu.indices_buffer(OP, labels)?,
+        gpu.tensor_buffer(OP, weight)?,
+        gpu.tensor_buffer(OP, &dlogits)?,
+        gpu.tensor_buffer(OP, &rows)?,
+    ];
+    gpu.dispatch(&CE_MAP, &params, &buffers, pixels)?;
+    let buffers = [
+        gpu.tensor_buffer(OP, &rows)?,
+        gpu.tensor_buffer(OP, &loss)?,
+        gpu.tensor_buffer(OP, &correct)?,
+    ];
+    gpu.dispatch_groups(&REDUCE_PAIRS, &params, &buffers, ONE_GROUP, REDUCE_THREADS)?;
+    Ok(CrossEntropy { loss, dlogits, correct })
 }
 
-pub(super) fn softmax_dice(_gpu: &GpuBackend, logits: &Tensor, _labels: &Indices, _scale: f32) -> Result<LossGrad> {
-    Err(shape_err("softmax_dice", "not on the GPU yet", &[logits.dims()]))
+/// logits (N,K,H,W), labels (N,H,W) -> soft Dice loss (1) and dlogits; also (N,K) with (N)
+pub(super) fn softmax_dice(gpu: &GpuBackend, logits: &Tensor, labels: &Indices, scale: f32) -> Result<LossGrad> {
+    const OP: &str = "softmax_dice";
+    let [n, k, hw] = class_map_geometry(OP, &logits.shape, &labels.shape, None)?;
+    if k > gpu.rec.max_groups() as usize {
+        return Err(shape_err(
+            OP,
+            format!(
+                "{k} classes exceed the device's {} workgroups per dispatch",
+                gpu.rec.max_groups()
+            ),
+            &[logits.dims()],
+        ));
+    }
+    let pixels = n * hw;
+    let dlogits = gpu.output(OP, logits.dims())?;
+    let sums = gpu.output(OP, &[k, 3])?; // I, P, Y per class
+    let loss = gpu.output(OP, &[1])?;
+    let params = Params {
+        n: pixels as u32,
+        k: k as u32,
+        hw: hw as u32,
+        scale,
+        ..Params::default()
+    };
+    let (z, y) = (gpu.tensor_buffer(OP, logits)?, gpu.indices_buffer(OP, labels)?);
+    let (dz, s) = (gpu.tensor_buffer(OP, &dlogits)?, gpu.tensor_buffer(OP, &sums)?);
+    gpu.dispatch(&DICE_SOFTMAX, &params, &[z, dz], pixels)?;
+    gpu.dispatch_groups(&DICE_SUMS, &params, &[y, dz, s], [k as u32, 1, 1], REDUCE_THREADS)?;
+    // the gradient pass's first thread writes the loss, so it runs for an empty batch too
+    let l = gpu.tensor_buffer(OP, &loss)?;
+    gpu.dispatch(&DICE_GRAD, &params, &[y, dz, s, l], pixels.max(1))?;
+    Ok(LossGrad { loss, dpred: dlogits })
 }
