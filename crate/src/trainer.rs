@@ -549,11 +549,13 @@ impl Trainer {
     }
 
     /// Eval-mode forward over examples, in chunks: the summed loss, correct count and count
-    /// of the task's head, and each example's decoded prediction when `decode` is set.
+    /// of the task's head, and each example's decoded prediction (detections scored at least
+    /// `score_threshold`) when `decode` is set.
     async fn forward_examples(
         &self,
         examples: &[&Example],
         decode: bool,
+        score_threshold: f32,
     ) -> Result<(f32, f32, usize, Vec<Prediction>)> {
         let be = self.device.backend();
         let opts = self.config.heads();
@@ -580,7 +582,7 @@ impl Trainer {
                         &self.spec,
                         &dims,
                         row,
-                        self.config.score_threshold,
+                        score_threshold,
                         self.config.nms_iou,
                     ));
                 }
@@ -611,7 +613,10 @@ impl Trainer {
             max.min(examples.len())
         };
         let decode = self.spec.task != Task::Classify;
-        let (loss, correct, count, preds) = self.forward_examples(&examples[..n], decode).await?;
+        // mAP ranks every detection, so evaluation keeps all above a low floor (not the
+        // drawing threshold)
+        let floor = heads::MAP_SCORE_FLOOR;
+        let (loss, correct, count, preds) = self.forward_examples(&examples[..n], decode, floor).await?;
         let mut metrics = BTreeMap::new();
         if decode {
             let mut scorer = Scorer::new(&self.spec);
@@ -634,7 +639,7 @@ impl Trainer {
     /// (detections after NMS with the live thresholds), for the page's views.
     pub async fn outputs(&self, k: usize) -> Result<Outputs> {
         let val: Vec<&Example> = self.data.val.iter().take(k).collect();
-        let (_, _, _, preds) = self.forward_examples(&val, true).await?;
+        let (_, _, _, preds) = self.forward_examples(&val, true, self.config.score_threshold).await?;
         let examples = val
             .iter()
             .zip(preds)
@@ -664,7 +669,7 @@ impl Trainer {
                 .iter()
                 .map(|k| k.name().to_string())
                 .collect(),
-            Source::Mnist if !c.digits.is_empty() => c.digits.iter().map(|d| d.to_string()).collect(),
+            Source::Mnist | Source::Clutter if !c.digits.is_empty() => c.digits.iter().map(|d| d.to_string()).collect(),
             _ => (0..10).map(|d| d.to_string()).collect(),
         }
     }
@@ -682,7 +687,7 @@ impl Trainer {
         let k = k.min(val.len());
         let stride = (val.len() / k.max(1)).max(1);
         let picked: Vec<&Example> = (0..k).map(|i| &val[i * stride]).collect();
-        let (_, _, _, preds) = self.forward_examples(&picked, true).await?;
+        let (_, _, _, preds) = self.forward_examples(&picked, true, 0.0).await?;
         Ok(Predictions {
             indices: (0..k).map(|i| self.data.val_ids[i * stride]).collect(),
             labels: picked.iter().map(|e| e.label).collect(),

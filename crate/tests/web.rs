@@ -191,3 +191,67 @@ async fn webgpu_course_layers_match_cpu_in_the_browser() {
         c.val_loss
     );
 }
+
+/// Every task preset trains on WebGPU (SwiftShader) with the CPU's losses, loss terms and
+/// validation loss: localization, detection and each segmentation decoder.
+#[wasm_bindgen_test]
+async fn webgpu_task_presets_match_cpu_in_the_browser() {
+    let presets = [
+        include_str!("../../presets/shapes-localize.json"),
+        include_str!("../../presets/shapes-detect.json"),
+        include_str!("../../presets/shapes-segment-transposed.json"),
+        include_str!("../../presets/shapes-segment-unpool.json"),
+        include_str!("../../presets/shapes-segment-resize.json"),
+        include_str!("../../presets/shapes-segment-unet.json"),
+    ];
+    let sgd = TrainConfig {
+        batch: 2,
+        lr: 0.01,
+        optimizer: OptimizerKind::Sgd,
+        dice: 0.5,
+        ..TrainConfig::default()
+    };
+    for text in presets {
+        let mut spec = ModelSpec::from_json(text).unwrap();
+        let mut data = spec.data_config();
+        data.val = 2;
+        spec.data = Some(data);
+        let gpu = GpuBackend::request().await.expect("WebGPU adapter");
+        let mut on_gpu = Trainer::with_data(spec.clone(), sgd.clone(), None, Device::Gpu(gpu), "test".into()).unwrap();
+        let mut on_cpu = Trainer::with_data(
+            spec.clone(),
+            sgd.clone(),
+            None,
+            Device::Cpu(CpuBackend::new()),
+            "test".into(),
+        )
+        .unwrap();
+        for _ in 0..2 {
+            let (g, c) = (on_gpu.step(1).await.unwrap(), on_cpu.step(1).await.unwrap());
+            assert!(
+                (g.loss - c.loss).abs() <= 2e-3 * c.loss.abs().max(1.0),
+                "{} step {}: webgpu loss {} vs cpu {}",
+                spec.name,
+                c.step,
+                g.loss,
+                c.loss
+            );
+            for (k, v) in &c.parts {
+                let w = g.parts[k];
+                assert!(
+                    (w - v).abs() <= 2e-3 * v.abs().max(1.0),
+                    "{} {k}: webgpu {w} vs cpu {v}",
+                    spec.name
+                );
+            }
+        }
+        let (ge, ce) = (on_gpu.evaluate(0).await.unwrap(), on_cpu.evaluate(0).await.unwrap());
+        assert!(
+            (ge.val_loss - ce.val_loss).abs() <= 2e-3 * ce.val_loss.abs().max(1.0),
+            "{}: webgpu val loss {} vs cpu {}",
+            spec.name,
+            ge.val_loss,
+            ce.val_loss
+        );
+    }
+}

@@ -51,9 +51,10 @@ pub struct DataConfig {
     pub max_overlap: f32,
     /// Textured background (shapes).
     pub textured: bool,
-    /// MNIST: train on these digits only, relabelled 0.. in this order (empty: all ten).
+    /// MNIST, clutter: use these digits only, relabelled 0.. in this order (empty: all ten).
     pub digits: Vec<u32>,
-    /// MNIST: labelled training examples per class (0: all of them).
+    /// MNIST, clutter: labelled training digits per class (0: all of them); clutter scenes
+    /// then place only those digits (at random positions, among fresh fragments).
     pub per_class: usize,
     /// Validation examples (scenes; MNIST uses its whole validation split, filtered).
     pub val: usize,
@@ -136,23 +137,24 @@ impl DataConfig {
                 format!("must be in 1..={MAX_VAL}, got {}", self.val),
             ));
         }
+        if let Some(bad) = self.digits.iter().find(|&&d| d > 9) {
+            return Err(config_err("data.digits", format!("{bad} is not a digit (0..=9)")));
+        }
+        let mut seen = [false; 10];
+        for &d in &self.digits {
+            if std::mem::replace(&mut seen[d as usize], true) {
+                return Err(config_err("data.digits", format!("{d} is listed twice")));
+            }
+        }
+        if self.digits.len() == 1 {
+            return Err(config_err(
+                "data.digits",
+                "needs at least two digits to classify".into(),
+            ));
+        }
+        let digit_classes = if self.digits.is_empty() { 10 } else { self.digits.len() };
         let (input, classes) = match self.source {
             Source::Mnist => {
-                if let Some(bad) = self.digits.iter().find(|&&d| d > 9) {
-                    return Err(config_err("data.digits", format!("{bad} is not a digit (0..=9)")));
-                }
-                let mut seen = [false; 10];
-                for &d in &self.digits {
-                    if std::mem::replace(&mut seen[d as usize], true) {
-                        return Err(config_err("data.digits", format!("{d} is listed twice")));
-                    }
-                }
-                if self.digits.len() == 1 {
-                    return Err(config_err(
-                        "data.digits",
-                        "needs at least two digits to classify".into(),
-                    ));
-                }
                 if spec.task != Task::Classify {
                     return Err(config_err(
                         "data.source",
@@ -162,8 +164,7 @@ impl DataConfig {
                         ),
                     ));
                 }
-                let classes = if self.digits.is_empty() { 10 } else { self.digits.len() };
-                ([1, 28, 28], classes)
+                ([1, 28, 28], digit_classes)
             }
             Source::Shapes => {
                 self.shapes().validate()?;
@@ -171,7 +172,7 @@ impl DataConfig {
             }
             Source::Clutter => {
                 self.clutter().validate()?;
-                ([1, self.size, self.size], 10)
+                ([1, self.size, self.size], digit_classes)
             }
         };
         if matches!(self.source, Source::Shapes | Source::Clutter)
@@ -260,9 +261,9 @@ impl TaskData {
             val: Vec::new(),
             val_ids: Vec::new(),
         };
-        match config.source {
-            Source::Mnist => {
-                let m = data.mnist.as_ref().expect("checked above");
+        if needs_mnist {
+            let m = data.mnist.as_ref().expect("checked above");
+            {
                 let mut pool: Vec<u32> = m
                     .train
                     .iter()
@@ -280,8 +281,12 @@ impl TaskData {
                     });
                 }
                 data.val_ids = m.val.iter().copied().filter(|&i| data.label_of(i).is_some()).collect();
-                data.sampler = Some(Sampler::new(&pool, seed.wrapping_add(1)));
                 data.train_pool = pool;
+            }
+        }
+        match config.source {
+            Source::Mnist => {
+                data.sampler = Some(Sampler::new(&data.train_pool, seed.wrapping_add(1)));
                 data.val = data.val_ids.iter().map(|&i| data.mnist_example(i)).collect();
             }
             Source::Shapes | Source::Clutter => {
@@ -325,9 +330,23 @@ impl TaskData {
             Source::Shapes => shapes::scene(&self.config.shapes(), self.seed, index)?,
             Source::Clutter => {
                 let m = self.mnist.as_ref().expect("MNIST data");
-                // digits of training scenes come from MNIST's training split, validation ones from its validation split
-                let pool = if index < N_TRAIN { &m.train } else { &m.val };
-                clutter::scene(m, pool, &self.config.clutter(), self.seed, index)?
+                // digits of training scenes come from the training pool (MNIST's training split,
+                // filtered), validation ones from its validation split
+                let pool = if index < N_TRAIN {
+                    &self.train_pool
+                } else {
+                    &self.val_ids
+                };
+                let mut scene = clutter::scene(m, pool, &self.config.clutter(), self.seed, index)?;
+                for o in &mut scene.objects {
+                    o.class = self.relabel[o.class as usize].unwrap_or(0);
+                }
+                for v in &mut scene.mask {
+                    if *v > 0 {
+                        *v = self.relabel[*v as usize - 1].map_or(0, |c| c as u8 + 1);
+                    }
+                }
+                scene
             }
             Source::Mnist => unreachable!("MNIST has no scenes"),
         };

@@ -45,6 +45,10 @@ enum Command {
         /// Measure validation accuracy every N steps (0 = only at the end).
         #[arg(long, default_value_t = 0)]
         eval_every: u64,
+        /// Stop once a validation metric reaches a value, e.g. mean_iou=0.85 or map50=0.8
+        /// (checked every --eval-every steps).
+        #[arg(long, value_parser = parse_stop_at)]
+        stop_at: Option<(String, f32)>,
         #[arg(long, default_value_t = 64)]
         batch: usize,
         #[arg(long, default_value_t = 0.001)]
@@ -183,6 +187,7 @@ pub fn run() -> i32 {
             steps,
             max_seconds,
             eval_every,
+            stop_at,
             batch,
             lr,
             optimizer,
@@ -237,6 +242,7 @@ pub fn run() -> i32 {
                     steps,
                     max_seconds,
                     eval_every,
+                    stop_at,
                 },
                 &out,
                 data.as_deref(),
@@ -299,6 +305,18 @@ struct Limits {
     steps: u64,
     max_seconds: f64,
     eval_every: u64,
+    stop_at: Option<(String, f32)>,
+}
+
+/// "mean_iou=0.85" -> ("mean_iou", 0.85)
+fn parse_stop_at(s: &str) -> std::result::Result<(String, f32), String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected METRIC=VALUE such as mean_iou=0.85, got {s:?}"))?;
+    let value: f32 = value
+        .parse()
+        .map_err(|_| format!("{value:?} is not a number (in {s:?})"))?;
+    Ok((name.to_string(), value))
 }
 
 /// "accuracy 97.10%, mean_iou 0.8123": a task's metrics for one line of output.
@@ -325,7 +343,14 @@ async fn train(
         steps,
         max_seconds,
         eval_every,
+        stop_at,
     } = limits;
+    if stop_at.is_some() && eval_every == 0 {
+        return Err(Error::Config {
+            field: "stop_at",
+            problem: "needs --eval-every N: it is checked at each validation".into(),
+        });
+    }
     let spec = read_spec(spec_path)?;
     let mnist = match spec.data_config().source {
         Source::Shapes => None,
@@ -390,6 +415,25 @@ async fn train(
             history.push(serde_json::json!({
                 "step": r.step, "seconds": seconds, "val_loss": v.val_loss, "metrics": v.metrics,
             }));
+            if let Some((name, target)) = &stop_at {
+                let Some(&got) = v.metrics.get(name) else {
+                    let known: Vec<&String> = v.metrics.keys().collect();
+                    return Err(Error::Config {
+                        field: "stop_at",
+                        problem: format!(
+                            "the {} task has no metric {name:?}; it has {known:?}",
+                            trainer.spec().task.name()
+                        ),
+                    });
+                };
+                if got >= *target {
+                    println!(
+                        "{name} {got:.4} reached {target} at step {} ({seconds:.1} s); stopping",
+                        r.step
+                    );
+                    break;
+                }
+            }
         }
         if max_seconds > 0.0 && start.elapsed().as_secs_f64() >= max_seconds {
             println!("time limit of {max_seconds} s reached at step {}", r.step);
