@@ -23,12 +23,12 @@ run() { # name preset seconds stop-at [flags...]
     --eval-every 250 --stop-at "$stop" --out "$OUT/$name" "$@" | tee "$OUT/$name.log" | grep -a -E "validation|final|reached|limit"
 }
 
-only="${BARS:-localize detect transposed unpool resize unet transfer}"
+only="${BARS:-localize detect transposed unpool resize transposed-unet transfer}"
 for b in $only; do
   case $b in
     localize) run localize shapes-localize 300 accuracy=0.95 --batch 32 --lr 0.003 ;;
     detect) run detect shapes-detect 600 map50=0.80 --batch 16 --lr 0.003 ;;
-    transposed | unpool | resize | unet) run "segment-$b" "shapes-segment-$b" 600 mean_iou=0.85 --batch 16 --lr 0.003 ;;
+    transposed | unpool | resize | transposed-unet | unpool-unet | resize-unet) run "segment-$b" "shapes-segment-$b" 600 mean_iou=0.85 --batch 16 --lr 0.003 ;;
     transfer)
       for mode in finetune scratch; do
         flags=()

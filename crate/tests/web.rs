@@ -202,7 +202,7 @@ async fn webgpu_task_presets_match_cpu_in_the_browser() {
         include_str!("../../presets/shapes-segment-transposed.json"),
         include_str!("../../presets/shapes-segment-unpool.json"),
         include_str!("../../presets/shapes-segment-resize.json"),
-        include_str!("../../presets/shapes-segment-unet.json"),
+        include_str!("../../presets/shapes-segment-transposed-unet.json"),
     ];
     let sgd = TrainConfig {
         batch: 2,

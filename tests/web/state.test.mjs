@@ -15,9 +15,10 @@ test('defaults round-trip through the hash', () => {
   const hash = toHash(state);
   assert.equal(
     hash,
-    '#preset=mnist-small&lr=0.001&batch=64&optimizer=adam&momentum=0.9&weight_decay=0.01' +
+    '#task=classify&preset=mnist-small&lr=0.001&batch=64&optimizer=adam&momentum=0.9&weight_decay=0.01' +
       '&l1=0&l1_target=weights&l1_mode=penalty&l2=0&l2_target=weights&dropout_p=spec&dropout_scaling=spec' +
-      '&train_mode=train&seed=1&backend=auto&example=0',
+      '&train_mode=train&box_weight=5&dice=0&nms_iou=0.5&score_threshold=0.3&labels=10&freeze=0%2C3' +
+      '&seed=1&backend=auto&example=0',
   );
   assert.deepEqual(fromHash(hash), { state, errors: [] });
 });
@@ -25,7 +26,8 @@ test('defaults round-trip through the hash', () => {
 test('every field round-trips a non-default value', () => {
   const arch = encodeArch([{ type: 'flatten' }, { type: 'dropout', p: 0.2 }, { type: 'linear', out: 10 }]);
   const state = {
-    preset: 'mnist-tiny',
+    task: 'segment',
+    preset: 'shapes-segment-unpool-unet',
     lr: 0.0125,
     batch: 8,
     optimizer: 'adamw',
@@ -39,6 +41,12 @@ test('every field round-trips a non-default value', () => {
     dropout_p: 0.3,
     dropout_scaling: 'classic',
     train_mode: 'eval',
+    box_weight: 2.5,
+    dice: 1,
+    nms_iou: 0.35,
+    score_threshold: 0.05,
+    labels: '100',
+    freeze: '0,3,conv_2',
     seed: 4294967295,
     backend: 'webgpu',
     layer: 'conv_1',
@@ -154,9 +162,12 @@ test('parseField enforces type and bounds', () => {
 test('toConfig gives the Playground config: the run settings, "spec" as null', () => {
   const config = toConfig(defaults());
   assert.deepEqual(Object.keys(config).sort(), [
-    'backend', 'batch', 'dropout_p', 'dropout_scaling', 'l1', 'l1_mode', 'l1_target', 'l2', 'l2_target',
-    'lr', 'momentum', 'optimizer', 'seed', 'train_mode', 'weight_decay',
+    'backend', 'batch', 'box_weight', 'dice', 'dropout_p', 'dropout_scaling', 'freeze', 'l1', 'l1_mode', 'l1_target',
+    'l2', 'l2_target', 'lr', 'momentum', 'nms_iou', 'optimizer', 'score_threshold', 'seed', 'train_mode', 'weight_decay',
   ]);
+  // freezing is for the transfer task only
+  assert.deepEqual(config.freeze, []);
+  assert.deepEqual(toConfig({ ...defaults(), task: 'transfer', preset: 'digits-transfer' }).freeze, ['0', '3']);
   assert.equal(config.dropout_p, null);
   assert.equal(config.dropout_scaling, null);
   assert.equal(toConfig({ ...defaults(), dropout_scaling: 'classic' }).dropout_scaling, 'classic');

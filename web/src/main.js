@@ -18,7 +18,20 @@ import {
   withHead,
   withInception,
 } from './arch.js';
+import {
+  DECODERS,
+  TASKS,
+  decoderOf,
+  defaultPreset,
+  fmtMetric,
+  freezable,
+  freezeList,
+  freezeText,
+  segmentPreset,
+  taskSpec,
+} from './tasks.js';
 import { CurveChart } from './ui/charts.js';
+import { OutputView } from './ui/outputs.js';
 import { FilterView } from './ui/filters.js';
 import { DigitView } from './ui/digits.js';
 import { LayerEditor, fmtTotals } from './ui/editor.js';
@@ -80,6 +93,7 @@ let archBusy = false;
 let layerFromLink = false; // the viewed layer came from a link: say so if the model lacks it
 
 const OPTION_LABELS = {
+  ...Object.fromEntries(Object.entries(TASKS).map(([name, t]) => [name, t.label])),
   spec: "each layer's",
   weights: 'all weights',
   conv: 'conv weights',
@@ -116,7 +130,13 @@ function fillForm() {
   for (const el of document.querySelectorAll('[data-field]')) {
     const name = el.dataset.field;
     const field = FIELDS[name];
-    if (el.tagName === 'SELECT' && el.options.length === 0) {
+    if (name === 'preset') {
+      // the presets of the current task only
+      const values = TASKS[state.task].presets;
+      if ([...el.options].map((o) => o.value).join() !== values.join()) {
+        el.replaceChildren(...values.map((value) => new Option(value, value)));
+      }
+    } else if (el.tagName === 'SELECT' && el.options.length === 0) {
       for (const value of field.values) el.add(new Option(OPTION_LABELS[value] ?? value, value));
     }
     el.value = formatField(name, state[name]);
@@ -127,6 +147,23 @@ function fillForm() {
 
 /** Controls that only matter for some settings, and the sliders that mirror their fields. */
 function syncDependents() {
+  const task = state.task;
+  for (const el of document.querySelectorAll('[data-for-task]')) el.hidden = !el.dataset.forTask.split(' ').includes(task);
+  $('task-options').hidden = task === 'classify';
+  for (const el of document.querySelectorAll('.task-panel')) el.hidden = task === 'classify';
+  document.querySelector('.digits-panel').hidden = task !== 'classify';
+  document.querySelector('.parts-panel').hidden = TASKS[task].parts.length === 0;
+  document.querySelector('.metric-readout').hidden = task === 'classify';
+  document.querySelector('.parts-readout').hidden = TASKS[task].parts.length === 0;
+  $('val-metric-label').textContent = task === 'transfer' ? 'Val. accuracy from scratch' : TASKS[task].headline.label;
+  const seg = decoderOf(state.preset);
+  if (seg) {
+    $('decoder').value = seg.decoder;
+    $('unet').checked = seg.unet;
+  }
+  $('nms-iou-value').textContent = state.nms_iou.toFixed(2);
+  $('score-threshold-value').textContent = state.score_threshold.toFixed(2);
+  syncFreeze();
   $('momentum').disabled = state.optimizer !== 'sgd';
   $('weight-decay').disabled = state.optimizer !== 'adamw';
   for (const slider of document.querySelectorAll('[data-slider]')) {
@@ -147,19 +184,64 @@ function onFieldChange(el) {
   el.removeAttribute('aria-invalid');
   setError(`field:${name}`, null);
   if (parsed.value === state[name]) return;
-  state = { ...state, [name]: parsed.value };
-  if (name === 'preset') {
-    state.arch = ''; // a new preset brings its own layers
+  setState({ [name]: parsed.value });
+}
+
+/** Applies changed fields: a new task brings its first preset, a new preset its own
+ * layers (both a new model); the rest goes to the worker as it is. */
+function setState(changes) {
+  state = { ...state, ...changes };
+  const newModel = 'task' in changes || 'preset' in changes;
+  if ('task' in changes) state.preset = defaultPreset(state.task);
+  if (newModel) {
+    state.arch = '';
     setError('arch', null);
+    setError('freeze', null);
+    fillForm();
   }
   writeHash();
   syncDependents();
-  if (name === 'preset') resolveModel();
+  if (newModel) resolveModel();
   else sendConfigure();
 }
 
 for (const el of document.querySelectorAll('[data-field]')) {
   el.addEventListener('change', () => onFieldChange(el));
+  // sliders apply while they move (the detector's boxes are redrawn at once)
+  if (el.type === 'range') el.addEventListener('input', () => onFieldChange(el));
+}
+
+// The segmentation decoder and the U-Net toggle pick one of the segment presets.
+$('decoder').replaceChildren(...Object.entries(DECODERS).map(([value, label]) => new Option(label, value)));
+const pickDecoder = () => setState({ preset: segmentPreset($('decoder').value, $('unet').checked) });
+$('decoder').addEventListener('change', pickDecoder);
+$('unet').addEventListener('change', pickDecoder);
+
+// Transfer: one checkbox per layer with parameters (but the new head); live.
+let freezeLayers = []; // the model's freezable layer names
+function syncFreeze() {
+  const box = $('freeze').querySelector('.freeze-boxes');
+  const frozen = freezeList(state.freeze);
+  if ([...box.querySelectorAll('input')].map((i) => i.value).join() !== freezeLayers.map((l) => l.name).join()) {
+    box.replaceChildren(
+      ...freezeLayers.map((l) => {
+        const label = document.createElement('label');
+        label.className = 'check';
+        const input = document.createElement('input');
+        input.type = 'checkbox';
+        input.value = l.name;
+        input.dataset.testid = `freeze-${l.name}`;
+        input.addEventListener('change', () => {
+          const names = [...box.querySelectorAll('input')].filter((i) => i.checked).map((i) => i.value);
+          setError('freeze', null);
+          setState({ freeze: freezeText(names) });
+        });
+        label.append(input, ` ${l.name} · ${l.kind} ${l.out.join('×')}`);
+        return label;
+      }),
+    );
+  }
+  for (const input of box.querySelectorAll('input')) input.checked = frozen.includes(input.value);
 }
 for (const form of document.querySelectorAll('form.fields')) form.addEventListener('submit', (e) => e.preventDefault());
 
@@ -352,6 +434,48 @@ const accuracyChart = new CurveChart($('accuracy-chart'), { title: 'Accuracy', p
 const filterView = new FilterView($('filters'));
 const digitView = new DigitView($('digits'), 12);
 const layerViews = new LayerViews(document.querySelector('section.views'));
+const outputView = new OutputView($('outputs'));
+
+// The task's own charts, made anew when the task changes: its validation metrics (for
+// transfer: fine-tuned vs from scratch, validation and training accuracy) and its loss terms.
+const taskCharts = { task: null, metrics: null, parts: null };
+
+function makeTaskCharts(task) {
+  if (taskCharts.task === task) {
+    taskCharts.metrics?.clear();
+    taskCharts.parts?.clear();
+    return;
+  }
+  taskCharts.task = task;
+  const t = TASKS[task];
+  $('metrics-chart').replaceChildren();
+  $('parts-chart').replaceChildren();
+  taskCharts.metrics = null;
+  taskCharts.parts = null;
+  if (task === 'classify') return;
+  const series =
+    task === 'transfer'
+      ? [
+          { key: 'finetune', label: 'fine-tuned (val)', color: '#059669', width: 2, points: true },
+          { key: 'scratch', label: 'from scratch (val)', color: '#64748b', width: 2, points: true },
+          { key: 'finetune_train', label: 'fine-tuned (train)', color: '#6ee7b7', width: 1 },
+          { key: 'scratch_train', label: 'from scratch (train)', color: '#cbd5e1', width: 1 },
+        ]
+      : t.metrics.map((m) => ({ ...m, width: 2, points: true }));
+  taskCharts.metrics = new CurveChart($('metrics-chart'), {
+    title: task === 'transfer' ? 'Accuracy: fine-tuned vs from scratch (same seed)' : `Validation ${t.metrics.map((m) => m.label).join(', ')}`,
+    percent: true,
+    series,
+  });
+  if (t.parts.length > 0) {
+    const colors = ['#2563eb', '#db2777', '#ca8a04'];
+    taskCharts.parts = new CurveChart($('parts-chart'), {
+      title: 'Loss terms (train, log scale)',
+      log: true,
+      series: t.parts.map((key, i) => ({ key, label: key, color: colors[i % colors.length] })),
+    });
+  }
+}
 
 const view = {
   run: -1,
@@ -359,6 +483,7 @@ const view = {
   train: null, // the last train report
   probe: null, // the last probe result (drawn once)
   layer: null, // the last view result (drawn once)
+  outputs: null, // redrawn outputs after a threshold change (drawn once)
   readoutsDirty: true,
 };
 let frameQueued = false;
@@ -381,6 +506,8 @@ function drawFrame() {
   }
   lossChart.render();
   accuracyChart.render();
+  taskCharts.metrics?.render();
+  taskCharts.parts?.render();
   if (view.probe) {
     const p = view.probe;
     view.probe = null;
@@ -388,7 +515,21 @@ function drawFrame() {
     $('val-accuracy').title = `on ${p.examples} validation digits at step ${p.step}; loss ${fmtLoss(p.val_loss)}`;
     if (p.filters) filterView.draw(p.filters);
     else filterView.caption.textContent = 'This model has no conv layer.';
-    digitView.draw(p.digits);
+    if (p.digits) digitView.draw(p.digits);
+    if (p.outputs) drawOutputs(p.outputs, p.step);
+    if (p.twin) {
+      $('val-metric').textContent = fmtPercent(p.twin.val_accuracy);
+    } else if (p.metrics && taskCharts.task !== 'classify') {
+      const key = TASKS[taskCharts.task].headline.key;
+      $('val-metric').textContent = fmtMetric(key, p.metrics[key]);
+      $('val-metric').title = Object.entries(p.metrics)
+        .map(([k, v]) => `${k} ${fmtMetric(k, v)}`)
+        .join(' · ');
+    }
+  }
+  if (view.outputs) {
+    drawOutputs(view.outputs.outputs, view.outputs.step);
+    view.outputs = null;
   }
   if (view.layer) {
     const v = view.layer;
@@ -398,6 +539,10 @@ function drawFrame() {
   }
 }
 
+function drawOutputs(outputs, step) {
+  outputView.draw(outputs, { step, nms_iou: state.nms_iou, score_threshold: state.score_threshold });
+}
+
 function drawReadouts() {
   const s = view.status;
   const t = view.train;
@@ -405,6 +550,12 @@ function drawReadouts() {
   $('loss').textContent = t ? fmtLoss(t.loss) : '–';
   $('penalty').textContent = t ? fmtPenalty(t.penalty) : '–';
   $('accuracy').textContent = t ? fmtPercent(t.accuracy) : '–';
+  $('loss-parts').textContent =
+    t?.parts && Object.keys(t.parts).length > 0
+      ? Object.entries(t.parts)
+          .map(([k, v]) => `${k} ${fmtLoss(v)}`)
+          .join(' · ')
+      : '–';
   if (t && t.ms_per_step > 0) {
     const perSecond = 1000 / t.ms_per_step;
     $('speed').textContent = `${t.ms_per_step.toFixed(1)} ms/step · ${perSecond.toFixed(perSecond < 10 ? 1 : 0)} steps/s`;
@@ -456,6 +607,33 @@ function showModel(summary) {
   layerFromLink = false;
 }
 
+/** The task's note and its freeze control, for a freshly built model. */
+function showTask(msg) {
+  const note = $('task-note');
+  freezeLayers = msg.task === 'transfer' ? freezable(msg.summary.layers) : [];
+  if (msg.task === 'transfer' && msg.transfer) {
+    const names = new Set(freezeLayers.map((l) => l.name));
+    const unknown = freezeList(state.freeze).filter((n) => !names.has(n));
+    if (unknown.length > 0) {
+      setError('freeze', `frozen layers (freeze): the model has no layer with parameters named ${unknown.map((n) => `"${n}"`).join(', ')} to freeze (it has ${[...names].join(', ')}); those are ignored`);
+      setState({ freeze: freezeText(freezeList(state.freeze).filter((n) => names.has(n))) });
+    }
+    note.textContent =
+      `Fine-tuning from ${msg.transfer.source.split('/').pop()} (digits 0–4, made by scripts/pretrain-backbone.sh): ` +
+      `loaded ${msg.transfer.loaded.length} tensors; the new head (${msg.transfer.skipped.join(', ') || 'none'}) starts fresh. ` +
+      `The gray curves train the same model from scratch, same seed and data, every layer.`;
+  } else if (msg.task === 'detect') {
+    note.textContent = 'Each cell of the grid predicts objectness, a box and a class; the sliders change the drawn detections at once, without retraining.';
+  } else if (msg.task === 'segment') {
+    note.textContent = 'The decoder and the skip connections pick the model (a new run); the Dice weight applies from the next step.';
+  } else if (msg.task === 'localize') {
+    note.textContent = 'The head predicts the class and the box (centre, width, height); the loss adds the box term, times its weight, to the cross-entropy.';
+  } else {
+    note.textContent = '';
+  }
+  syncFreeze();
+}
+
 $('layer-select').addEventListener('change', (e) => {
   setError('layer', null);
   state = { ...state, layer: e.target.value };
@@ -492,7 +670,7 @@ function send(message) {
 }
 
 function sendConfigure() {
-  if (model) send({ type: 'configure', state, spec: JSON.stringify(model) });
+  if (model) send({ type: 'configure', state, spec: JSON.stringify(taskSpec(model, state)) });
 }
 
 function startRun(run) {
@@ -500,6 +678,11 @@ function startRun(run) {
   view.train = null;
   view.probe = null;
   view.layer = null;
+  view.outputs = null;
+  outputView.clear();
+  taskCharts.metrics?.clear();
+  taskCharts.parts?.clear();
+  $('val-metric').textContent = '–';
   lossChart.clear();
   accuracyChart.clear();
   filterView.clear();
@@ -538,6 +721,8 @@ function onWorkerMessage(msg) {
     view.train = msg;
     lossChart.add(msg.step, { train: msg.loss, penalty: msg.penalty });
     accuracyChart.add(msg.step, { train: msg.accuracy });
+    if (msg.parts && Object.keys(msg.parts).length > 0) taskCharts.parts?.add(msg.step, msg.parts);
+    if (msg.twin) taskCharts.metrics?.add(msg.step, { finetune_train: msg.accuracy, scratch_train: msg.twin.accuracy });
     if (msg.phase === 'diverged') {
       setError(
         'diverged',
@@ -546,11 +731,17 @@ function onWorkerMessage(msg) {
       );
     }
   } else if (msg.type === 'model') {
+    makeTaskCharts(msg.task);
     showModel(msg.summary);
+    showTask(msg);
   } else if (msg.type === 'probe-result') {
     view.probe = msg;
     lossChart.add(msg.step, { val: msg.val_loss });
     accuracyChart.add(msg.step, { val: msg.val_accuracy });
+    if (msg.twin) taskCharts.metrics?.add(msg.step, { finetune: msg.val_accuracy, scratch: msg.twin.val_accuracy });
+    else if (msg.metrics) taskCharts.metrics?.add(msg.step, msg.metrics);
+  } else if (msg.type === 'outputs-result') {
+    view.outputs = msg;
   } else if (msg.type === 'view-result') {
     view.layer = msg;
   } else {

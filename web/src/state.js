@@ -3,15 +3,18 @@
 // and a bad link degrades to defaults with a readable message instead of a broken page.
 
 import { decodeArch } from './arch.js';
+import { ALL_PRESETS, TASK_NAMES, reconcile } from './tasks.js';
 
 /** @typedef {{type: 'enum', values: string[], default: string, label: string}} EnumField */
 /** @typedef {{type: 'int' | 'number', min: number, max: number, below?: number, nullable?: string, default: number | null, label: string}} NumberField */
-/** @typedef {{type: 'name' | 'arch', default: '', label: string}} TextField */
+/** @typedef {{type: 'name' | 'names' | 'arch', default: string, label: string}} TextField */
 
 const TARGETS = ['weights', 'conv', 'linear', 'all', 'first_conv'];
 
 export const FIELDS = Object.freeze({
-  preset: { type: 'enum', values: ['mnist-small', 'mnist-tiny', 'mnist-nin', 'mnist-inception', 'mnist-mlp'], default: 'mnist-small', label: 'model preset' },
+  // The task (tasks.js) and one of its presets; a link's pair that disagrees is reconciled.
+  task: { type: 'enum', values: TASK_NAMES, default: 'classify', label: 'task' },
+  preset: { type: 'enum', values: ALL_PRESETS, default: 'mnist-small', label: 'model preset' },
   lr: { type: 'number', min: 1e-6, max: 10, default: 0.001, label: 'learning rate' },
   batch: { type: 'int', min: 1, max: 1024, default: 64, label: 'batch size' },
   optimizer: { type: 'enum', values: ['adam', 'sgd', 'adamw'], default: 'adam', label: 'optimizer' },
@@ -27,6 +30,15 @@ export const FIELDS = Object.freeze({
   // 'spec' keeps each dropout layer's own scaling.
   dropout_scaling: { type: 'enum', values: ['spec', 'inverted', 'classic'], default: 'spec', label: 'dropout scaling' },
   train_mode: { type: 'enum', values: ['train', 'eval'], default: 'train', label: 'training forward mode' },
+  // Task knobs: the box term's weight (localize, detect), the Dice term's (segment), the
+  // detector's NMS IoU and score thresholds (redrawn at once), transfer's labelled
+  // examples per class and frozen layers (comma list of layer names).
+  box_weight: { type: 'number', min: 0, max: 100, default: 5, label: 'box loss weight' },
+  dice: { type: 'number', min: 0, max: 10, default: 0, label: 'Dice weight' },
+  nms_iou: { type: 'number', min: 0, max: 1, default: 0.5, label: 'NMS IoU threshold' },
+  score_threshold: { type: 'number', min: 0, max: 1, default: 0.3, label: 'score threshold' },
+  labels: { type: 'enum', values: ['10', '100', '1000'], default: '10', label: 'labelled examples per class' },
+  freeze: { type: 'names', default: '0,3', label: 'frozen layers' },
   seed: { type: 'int', min: 0, max: 4294967295, default: 1, label: 'seed' },
   backend: { type: 'enum', values: ['auto', 'webgpu', 'cpu'], default: 'auto', label: 'backend' },
   // The per-layer views: which layer ('' = the first conv layer) and which validation example.
@@ -37,7 +49,7 @@ export const FIELDS = Object.freeze({
 });
 
 /** Fields whose change needs a fresh model (free + create). */
-export const REBUILD_FIELDS = Object.freeze(['preset', 'arch', 'seed', 'backend']);
+export const REBUILD_FIELDS = Object.freeze(['task', 'preset', 'arch', 'labels', 'seed', 'backend']);
 
 /** Config fields applied to the running model with set_config (only the changed ones are sent). */
 export const LIVE_FIELDS = Object.freeze([
@@ -54,6 +66,11 @@ export const LIVE_FIELDS = Object.freeze([
   'dropout_p',
   'dropout_scaling',
   'train_mode',
+  'box_weight',
+  'dice',
+  'nms_iou',
+  'score_threshold',
+  'freeze',
 ]);
 
 export function defaults() {
@@ -64,6 +81,7 @@ function describe(name) {
   const f = FIELDS[name];
   if (f.type === 'enum') return `one of ${f.values.join(', ')}`;
   if (f.type === 'name') return 'a layer name (letters, digits and _) or nothing';
+  if (f.type === 'names') return 'layer names separated by commas, or nothing';
   if (f.type === 'arch') return 'a layer list as base64url JSON, or nothing for the preset';
   const kind = f.type === 'int' ? 'a whole number' : 'a number';
   const top = f.below !== undefined ? `up to but not including ${f.below}` : `to ${f.max}`;
@@ -81,6 +99,9 @@ export function parseField(name, raw) {
   const bad = (why) => ({ ok: false, message: `${f.label} (${name}): ${why}; expected ${describe(name)}` });
   if (f.type === 'name') {
     return /^[A-Za-z0-9_]{0,64}$/.test(text) ? { ok: true, value: text } : bad(`"${text}" is not a layer name`);
+  }
+  if (f.type === 'names') {
+    return /^([A-Za-z0-9_]{1,64}(,[A-Za-z0-9_]{1,64})*)?$/.test(text) ? { ok: true, value: text } : bad(`"${text}" is not a list of layer names`);
   }
   if (f.type === 'arch') {
     if (text === '') return { ok: true, value: '' };
@@ -129,6 +150,7 @@ export function fromHash(hash) {
   const body = String(hash ?? '').replace(/^#/, '');
   if (body === '') return { state, errors };
   const seen = new Set();
+  const given = new Set(); // keys with a valid value
   for (const part of body.split('&')) {
     if (part === '') continue;
     const eq = part.indexOf('=');
@@ -154,12 +176,18 @@ export function fromHash(hash) {
     const parsed = parseField(key, value);
     if (parsed.ok) {
       state[key] = parsed.value;
+      given.add(key);
     } else {
       state[key] = FIELDS[key].default;
+      given.delete(key);
       const fallback = FIELDS[key].default === '' ? 'nothing' : formatField(key, FIELDS[key].default, { hash: true });
       errors.push(`${parsed.message}; using the default ${key === 'arch' ? "(the preset's layers)" : fallback}`);
     }
   }
+  const pair = reconcile(state.task, state.preset, { hasTask: given.has('task'), hasPreset: given.has('preset') });
+  state.task = pair.task;
+  state.preset = pair.preset;
+  if (pair.error) errors.push(pair.error);
   return { state, errors };
 }
 
@@ -168,5 +196,6 @@ export function toConfig(state) {
   const config = { seed: state.seed, backend: state.backend };
   for (const name of LIVE_FIELDS) config[name] = state[name];
   if (config.dropout_scaling === 'spec') config.dropout_scaling = null;
+  config.freeze = state.task === 'transfer' ? state.freeze.split(',').filter(Boolean) : [];
   return config;
 }

@@ -10,12 +10,20 @@
 //   worker -> main  {type: 'report', kind: 'status', run, backend, reason, running, step, building}
 //                   {type: 'report', kind: 'train', run, step, loss, penalty, accuracy, phase,
 //                                    diverged_at, ms_per_step, steps_per_call}
-//                   {type: 'model', run, summary}     the built model's summary() (layers, totals)
-//                   {type: 'probe-result', run, step, val_loss, val_accuracy, examples,
+//                                    parts: {term: loss} (tasks with several loss terms),
+//                                    twin: {loss, accuracy} | null (transfer: the from-scratch run)
+//                   {type: 'model', run, summary, task, transfer: {loaded, skipped, source} | null}
+//                                                     the built model's summary() (layers, totals)
+//                   {type: 'probe-result', run, step, val_loss, val_accuracy, examples, metrics,
+//                                    twin: {val_loss, val_accuracy, metrics} | null,
 //                                    filters: {shape, data: Float32Array} | null,
 //                                    digits: {pixels: Uint8Array (k·784), labels, preds: Uint8Array,
-//                                             confidence: Float32Array}}
-//                   {type: 'view-result', run, step, layer, kind, example, label, image: Float32Array,
+//                                             confidence: Float32Array} | null (MNIST classification),
+//                                    outputs: Playground.outputs(k) | null (every other task)}
+//                   {type: 'outputs-result', run, step, outputs}  redrawn outputs after an NMS /
+//                                    score threshold change (no evaluation)
+//                   {type: 'view-result', run, step, layer, kind, example, label, input: [C,H,W],
+//                                    image: Float32Array,
 //                                    activation: {shape, data: Float32Array} | null,
 //                                    filters: {shape, data: Float32Array} | null,
 //                                    weights: {params: [{name, group, shape, stats}], all: {count, zeros, near_zeros}} | null,
@@ -41,6 +49,10 @@ const EVAL_TARGET_MS = 120;
 const MNIST_HEADER = 16;
 const MIN_VIEW_INTERVAL_MS = 1000; // per-layer views at most about once a second while training
 const EXPORT_FILES = { weights: 'weights.safetensors', model_py: 'model.py' };
+const PROBE_OUTPUTS = 8; // validation examples whose decoded outputs are drawn
+const BACKBONE_URL = '../assets/backbone-digits04.safetensors'; // scripts/pretrain-backbone.sh
+// Config fields that only change how outputs are decoded: redraw them at once, even paused.
+const DECODE_FIELDS = ['nms_iou', 'score_threshold'];
 
 let wasm = null; // the wasm-bindgen module, once loaded
 let mnist = null; // Uint8Array of assets/mnist.bin
@@ -57,6 +69,8 @@ let probeWanted = false;
 let backendOverride = null; // 'cpu' after the GPU failed mid-run, until the backend setting changes
 
 let pg = null; // the Playground
+let twin = null; // transfer learning: the same model from scratch, trained beside pg
+let backbone = null; // Uint8Array of the shipped backbone, once fetched
 let attempted = null; // rebuild key of the last create() attempt (success or not)
 let applied = null; // live config fields last given to the Playground
 let summary = null; // the built model's summary()
@@ -68,6 +82,9 @@ let evalExamples = EVAL_MIN;
 let nextProbeAt = 0;
 let nextViewAt = 0;
 let pumping = false;
+let outputsWanted = false; // decoding thresholds changed: redraw the outputs
+let task = 'classify';
+let inputDims = [1, 28, 28];
 
 function post(message, transfer = []) {
   self.postMessage(message, transfer);
@@ -124,6 +141,7 @@ self.onmessage = (event) => {
       running = false;
       pendingSteps = 0;
       viewDirty = true; // the views show where training stopped
+      probeWanted = true; // and so do the validation readouts and the outputs
       break;
     case 'step':
       running = false;
@@ -230,6 +248,10 @@ async function tick() {
     applied = { ...applied, ...changes }; // even if it throws: do not retry the same values in a loop
     try {
       pg.set_config(JSON.stringify(changes));
+      // the from-scratch twin trains every layer: it gets everything but the freeze list
+      const { freeze: _frozen, ...rest } = changes;
+      if (twin && Object.keys(rest).length > 0) twin.set_config(JSON.stringify(rest));
+      if (DECODE_FIELDS.some((name) => name in changes)) outputsWanted = true;
     } catch (err) {
       postError(`could not apply ${Object.keys(changes).join(', ')}`, err);
     }
@@ -255,6 +277,10 @@ async function tick() {
     await probe();
     return true; // messages may have arrived meanwhile: look again
   }
+  if (outputsWanted) {
+    await redrawOutputs();
+    return true;
+  }
   if (viewDirty) {
     await probeView();
     return true;
@@ -265,6 +291,7 @@ async function tick() {
 /** An error inside the loop: report it, stop playing, and fall back to the CPU if the GPU failed. */
 async function recover(err) {
   const onGpu = pg !== null && backendInfo.backend === 'webgpu';
+  outputsWanted = false;
   running = false;
   pendingSteps = 0;
   if (onGpu) {
@@ -325,6 +352,14 @@ async function loadMnist() {
   return mnist;
 }
 
+async function loadBackbone() {
+  if (backbone) return backbone;
+  const url = new URL(BACKBONE_URL, import.meta.url);
+  const response = await fetchOk(url, 'the pretrained backbone');
+  backbone = new Uint8Array(await response.arrayBuffer());
+  return backbone;
+}
+
 async function create(spec, config) {
   const pgNew = await wasm.Playground.create(spec, JSON.stringify(config), mnist);
   const info = JSON.parse(pgNew.backend());
@@ -339,6 +374,10 @@ async function rebuild() {
   if (pg) {
     pg.free();
     pg = null;
+  }
+  if (twin) {
+    twin.free();
+    twin = null;
   }
   run += 1;
   step = 0;
@@ -363,15 +402,29 @@ async function rebuild() {
       built = await create(spec, { ...config, backend: 'cpu' });
       built.info.reason = `${config.backend} could not start (${messageOf(err)}); running on the CPU instead`;
     }
+    const parsed = JSON.parse(spec);
+    task = state.task;
+    inputDims = parsed.input;
+    let transfer = null;
+    if (task === 'transfer') {
+      // the fine-tuned run starts from the backbone; its twin from the same seed's fresh weights
+      const bytes = await loadBackbone();
+      transfer = { ...JSON.parse(built.pgNew.load_backbone(bytes)), source: new URL(BACKBONE_URL, import.meta.url).pathname };
+      const twinConfig = { ...config, backend: built.info.backend === 'webgpu' ? config.backend : 'cpu', freeze: [] };
+      twin = (await create(spec, twinConfig)).pgNew;
+    }
     pg = built.pgNew;
     backendInfo = built.info;
     applied = liveConfig(state);
+    outputsWanted = false;
     summary = JSON.parse(pg.summary());
-    post({ type: 'model', run, summary });
+    post({ type: 'model', run, summary, task, transfer });
     probeWanted = true;
     viewDirty = true;
   } catch (err) {
     pg = null;
+    twin?.free();
+    twin = null;
     running = false;
     pendingSteps = 0;
     backendInfo = { backend: 'none', reason: 'the model did not build' };
@@ -386,6 +439,11 @@ async function rebuild() {
 async function train(n) {
   const t0 = performance.now();
   const report = JSON.parse(await pg.step(n));
+  report.twin = null;
+  if (twin) {
+    const r = JSON.parse(await twin.step(n));
+    report.twin = { loss: r.loss, accuracy: r.accuracy };
+  }
   const perStep = (performance.now() - t0) / n;
   step = report.step;
   // Next call: ~TARGET_CALL_MS of work, growing at most 2x per call.
@@ -401,6 +459,7 @@ async function train(n) {
 
 async function probe() {
   probeWanted = false;
+  outputsWanted = false;
   const t0 = performance.now();
   const evalStart = performance.now();
   const ev = JSON.parse(await pg.evaluate(evalExamples));
@@ -408,25 +467,24 @@ async function probe() {
   // Keep evaluation near EVAL_TARGET_MS (within EVAL_MIN..EVAL_MAX examples).
   const perExample = evalMs / Math.max(1, ev.examples);
   evalExamples = Math.max(EVAL_MIN, Math.min(EVAL_MAX, Math.round(EVAL_TARGET_MS / Math.max(perExample, 1e-3))));
+  let twinEval = null;
+  if (twin) {
+    const t = JSON.parse(await twin.evaluate(ev.examples));
+    twinEval = { val_loss: t.val_loss, val_accuracy: t.val_accuracy, metrics: t.metrics };
+  }
 
   const hasConv = summary?.layers.some((l) => l.kind === 'conv2d');
   const f = hasConv ? JSON.parse(await pg.filters()) : null;
-  const p = JSON.parse(await pg.predict(PROBE_DIGITS));
-
-  const count = new DataView(mnist.buffer, mnist.byteOffset).getUint32(4, true);
-  const pixelsPer = 784;
-  const pixels = new Uint8Array(p.indices.length * pixelsPer);
-  p.indices.forEach((index, i) => {
-    const start = MNIST_HEADER + count + index * pixelsPer;
-    pixels.set(mnist.subarray(start, start + pixelsPer), i * pixelsPer);
-  });
   const filters = f ? { shape: f.shape, data: Float32Array.from(f.data) } : null;
-  const digits = {
-    pixels,
-    labels: Uint8Array.from(p.labels),
-    preds: Uint8Array.from(p.preds),
-    confidence: Float32Array.from(p.confidence),
-  };
+  const transfer = filters ? [filters.data.buffer] : [];
+  let digits = null;
+  let outputs = null;
+  if (task === 'classify' && JSON.parse(wantedSpec).data?.source !== 'clutter') {
+    digits = await probeDigits();
+    transfer.push(digits.pixels.buffer, digits.labels.buffer, digits.preds.buffer, digits.confidence.buffer);
+  } else {
+    outputs = JSON.parse(await pg.outputs(PROBE_OUTPUTS));
+  }
   post(
     {
       type: 'probe-result',
@@ -435,14 +493,43 @@ async function probe() {
       val_loss: ev.val_loss,
       val_accuracy: ev.val_accuracy,
       examples: ev.examples,
+      metrics: ev.metrics,
+      twin: twinEval,
       filters,
       digits,
+      outputs,
     },
-    [...(filters ? [filters.data.buffer] : []), pixels.buffer, digits.labels.buffer, digits.preds.buffer, digits.confidence.buffer],
+    transfer,
   );
   // Probing must not eat the training: at most ~20% of the time, and ~2.5 times a second.
   const took = performance.now() - t0;
   nextProbeAt = performance.now() + Math.max(MIN_PROBE_INTERVAL_MS, 4 * took);
+}
+
+/** MNIST classification: predictions for a spread of validation digits, with their pixels. */
+async function probeDigits() {
+  const p = JSON.parse(await pg.predict(PROBE_DIGITS));
+  const count = new DataView(mnist.buffer, mnist.byteOffset).getUint32(4, true);
+  const pixelsPer = 784;
+  const pixels = new Uint8Array(p.indices.length * pixelsPer);
+  p.indices.forEach((index, i) => {
+    const start = MNIST_HEADER + count + index * pixelsPer;
+    pixels.set(mnist.subarray(start, start + pixelsPer), i * pixelsPer);
+  });
+  return {
+    pixels,
+    labels: Uint8Array.from(p.labels),
+    preds: Uint8Array.from(p.preds),
+    confidence: Float32Array.from(p.confidence),
+  };
+}
+
+/** The NMS or score threshold moved: decode again and redraw, without evaluating. */
+async function redrawOutputs() {
+  outputsWanted = false;
+  if (task === 'classify') return;
+  const outputs = JSON.parse(await pg.outputs(PROBE_OUTPUTS));
+  post({ type: 'outputs-result', run, step, outputs });
 }
 
 /** The layer the views show: the one asked for if the model has it, else the first conv layer. */
@@ -490,6 +577,7 @@ async function postView(layer) {
     layer: layer.name,
     kind: layer.kind,
     example: viewWanted.example,
+    input: inputDims,
     label: null,
     image: null,
     activation: null,

@@ -1,6 +1,8 @@
 // A conv layer's kernels as small images: one tile per (output, input channel), a
 // diverging colour map (blue < 0 < orange), each tile scaled by its own max |w|. With a
 // few input channels, each row is one output filter and each column one input channel.
+// Filters over an RGB image (3 input channels) are drawn as one colour tile each, the way
+// AlexNet's first layer is shown: gray is 0, each filter scaled by its own max |w|.
 
 const GAP = 6;
 
@@ -32,9 +34,14 @@ export class FilterView {
   /** @param {{shape: number[], data: Float32Array}} filters  shape [O, C, K, K] */
   draw({ shape, data }) {
     const [outs, ins, kh, kw] = shape;
-    const grid = ins > 1 && ins <= 16; // rows = output filters, columns = input channels
-    const perRow = grid ? ins : Math.min(outs * ins, 8);
-    const tiles = grid ? Math.max(1, Math.min(outs, Math.floor(this.maxTiles / ins))) * ins : Math.min(outs * ins, this.maxTiles);
+    const rgb = ins === 3; // one colour tile per filter
+    const grid = !rgb && ins > 1 && ins <= 16; // rows = output filters, columns = input channels
+    const perRow = grid ? ins : Math.min(rgb ? outs : outs * ins, 8);
+    const tiles = rgb
+      ? Math.min(outs, this.maxTiles)
+      : grid
+        ? Math.max(1, Math.min(outs, Math.floor(this.maxTiles / ins))) * ins
+        : Math.min(outs * ins, this.maxTiles);
     const rows = Math.ceil(tiles / perRow);
     const size = this.tile;
     const gap = grid ? 2 : GAP;
@@ -57,7 +64,20 @@ export class FilterView {
     const sctx = this.scratch.getContext('2d');
     const image = sctx.createImageData(kw, kh);
     const area = kh * kw;
-    for (let t = 0; t < tiles; t++) {
+    for (let t = 0; t < tiles && rgb; t++) {
+      const base = t * 3 * area; // filter t's three channels are contiguous
+      let maxAbs = 1e-12;
+      for (let i = 0; i < 3 * area; i++) maxAbs = Math.max(maxAbs, Math.abs(data[base + i]));
+      for (let i = 0; i < area; i++) {
+        for (let c = 0; c < 3; c++) image.data[i * 4 + c] = Math.round(128 + 127 * (data[base + c * area + i] / maxAbs));
+        image.data[i * 4 + 3] = 255;
+      }
+      sctx.putImageData(image, 0, 0);
+      const x = (t % perRow) * (size + gap);
+      const y = Math.floor(t / perRow) * (size + gap);
+      ctx.drawImage(this.scratch, x, y, size, size);
+    }
+    for (let t = 0; t < tiles && !rgb; t++) {
       const base = t * area; // (o, c) tiles are contiguous in [O, C, K, K]
       let maxAbs = 1e-12;
       for (let i = 0; i < area; i++) maxAbs = Math.max(maxAbs, Math.abs(data[base + i]));
@@ -76,6 +96,11 @@ export class FilterView {
       ctx.strokeStyle = '#cbd5e1';
       ctx.lineWidth = 1;
       ctx.strokeRect(x + 0.5, y + 0.5, size - 1, size - 1);
+    }
+    if (rgb) {
+      const more = outs > tiles ? ` (first ${tiles} shown)` : '';
+      this.caption.textContent = `${outs} filters of 3×${kh}×${kw}${more} as colours (red, green, blue weights; gray = 0, each filter scaled by its max |w|)`;
+      return;
     }
     const shown = grid ? tiles / ins : tiles;
     const total = grid ? outs : outs * ins;

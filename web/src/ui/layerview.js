@@ -51,15 +51,18 @@ export class LayerViews {
     const missing = v.missing.length ? ` This build of the wasm core lacks ${v.missing.map((m) => `${m}()`).join(', ')}, so those views are empty.` : '';
     this.note.textContent = `Layer ${v.layer} (${v.kind}) at step ${v.step}, validation example ${v.example}.${missing}`;
 
-    if (v.image) {
-      const side = Math.round(Math.sqrt(v.image.length)); // MNIST: 28×28
+    if (v.image && v.input?.[0] === 3) {
+      drawRgb(this.image, v.image, v.input[1], v.input[2]);
+      this.imageCaption.textContent = `example ${v.example} · label ${v.label}`;
+    } else if (v.image) {
+      const [h, w] = v.input ? v.input.slice(1) : [28, 28];
       let lo = Infinity;
       let hi = -Infinity;
       for (const x of v.image) {
         lo = Math.min(lo, x);
         hi = Math.max(hi, x);
       }
-      drawGray(this.image, v.image, side, side, lo, hi);
+      drawGray(this.image, v.image, h, w, lo, hi);
       this.imageCaption.textContent = `example ${v.example} · label ${v.label}`;
     }
     if (v.activation) this.maps.draw(v.activation, v.kind);
@@ -193,6 +196,17 @@ class MapView {
     const legend = signed ? 'blue negative, orange positive' : 'dark high';
     this.caption.textContent = `${kind}: ${c} maps of ${h}×${w}, values in [${lo.toPrecision(2)}, ${hi.toPrecision(2)}] — ${legend}, one scale for all maps`;
   }
+}
+
+/** Paints a (3, H, W) image with values in [0, 1]. */
+function drawRgb(canvas, data, h, w) {
+  canvas.width = w;
+  canvas.height = h;
+  const ctx = canvas.getContext('2d');
+  const image = ctx.createImageData(w, h);
+  const to = (x) => Math.max(0, Math.min(255, Math.round(x * 255)));
+  for (let i = 0; i < h * w; i++) image.data.set([to(data[i]), to(data[h * w + i]), to(data[2 * h * w + i]), 255], i * 4);
+  ctx.putImageData(image, 0, 0);
 }
 
 /** Paints a single-channel image (values lo..hi) as dark ink on light. */
