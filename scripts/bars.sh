@@ -26,7 +26,7 @@ run() { # name preset seconds stop-at [flags...]
 only="${BARS:-localize detect transposed unpool resize transposed-unet transfer}"
 for b in $only; do
   case $b in
-    localize) run localize shapes-localize 300 accuracy=0.95 --batch 32 --lr 0.003 ;;
+    localize) run localize shapes-localize 300 accuracy=0.95,mean_iou=0.80 --batch 32 --lr 0.003 --box-weight 20 ;;
     detect) run detect shapes-detect 600 map50=0.80 --batch 16 --lr 0.003 ;;
     transposed | unpool | resize | transposed-unet | unpool-unet | resize-unet) run "segment-$b" "shapes-segment-$b" 600 mean_iou=0.85 --batch 16 --lr 0.003 ;;
     transfer)

@@ -45,10 +45,10 @@ enum Command {
         /// Measure validation accuracy every N steps (0 = only at the end).
         #[arg(long, default_value_t = 0)]
         eval_every: u64,
-        /// Stop once a validation metric reaches a value, e.g. mean_iou=0.85 or map50=0.8
-        /// (checked every --eval-every steps).
+        /// Stop once validation metrics reach their values, e.g. mean_iou=0.85 or
+        /// accuracy=0.95,mean_iou=0.8 (all of them; checked every --eval-every steps).
         #[arg(long, value_parser = parse_stop_at)]
-        stop_at: Option<(String, f32)>,
+        stop_at: Option<StopAt>,
         #[arg(long, default_value_t = 64)]
         batch: usize,
         #[arg(long, default_value_t = 0.001)]
@@ -305,18 +305,27 @@ struct Limits {
     steps: u64,
     max_seconds: f64,
     eval_every: u64,
-    stop_at: Option<(String, f32)>,
+    stop_at: Option<StopAt>,
 }
 
-/// "mean_iou=0.85" -> ("mean_iou", 0.85)
-fn parse_stop_at(s: &str) -> std::result::Result<(String, f32), String> {
-    let (name, value) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected METRIC=VALUE such as mean_iou=0.85, got {s:?}"))?;
-    let value: f32 = value
-        .parse()
-        .map_err(|_| format!("{value:?} is not a number (in {s:?})"))?;
-    Ok((name.to_string(), value))
+/// Metric targets that end a run once all of them are reached.
+#[derive(Clone, Debug)]
+struct StopAt(Vec<(String, f32)>);
+
+/// "accuracy=0.95,mean_iou=0.8" -> [("accuracy", 0.95), ("mean_iou", 0.8)]
+fn parse_stop_at(s: &str) -> std::result::Result<StopAt, String> {
+    s.split(',')
+        .map(|part| {
+            let (name, value) = part
+                .split_once('=')
+                .ok_or_else(|| format!("expected METRIC=VALUE[,METRIC=VALUE...] such as mean_iou=0.85, got {s:?}"))?;
+            let value: f32 = value
+                .parse()
+                .map_err(|_| format!("{value:?} is not a number (in {s:?})"))?;
+            Ok((name.to_string(), value))
+        })
+        .collect::<std::result::Result<_, _>>()
+        .map(StopAt)
 }
 
 /// "accuracy 97.10%, mean_iou 0.8123": a task's metrics for one line of output.
@@ -415,22 +424,24 @@ async fn train(
             history.push(serde_json::json!({
                 "step": r.step, "seconds": seconds, "val_loss": v.val_loss, "metrics": v.metrics,
             }));
-            if let Some((name, target)) = &stop_at {
-                let Some(&got) = v.metrics.get(name) else {
-                    let known: Vec<&String> = v.metrics.keys().collect();
-                    return Err(Error::Config {
-                        field: "stop_at",
-                        problem: format!(
-                            "the {} task has no metric {name:?}; it has {known:?}",
-                            trainer.spec().task.name()
-                        ),
-                    });
-                };
-                if got >= *target {
-                    println!(
-                        "{name} {got:.4} reached {target} at step {} ({seconds:.1} s); stopping",
-                        r.step
-                    );
+            if let Some(targets) = &stop_at {
+                let mut reached = Vec::new();
+                for (name, target) in &targets.0 {
+                    let Some(&got) = v.metrics.get(name) else {
+                        let known: Vec<&String> = v.metrics.keys().collect();
+                        return Err(Error::Config {
+                            field: "stop_at",
+                            problem: format!(
+                                "the {} task has no metric {name:?}; it has {known:?}",
+                                trainer.spec().task.name()
+                            ),
+                        });
+                    };
+                    reached.push((got >= *target).then(|| format!("{name} {got:.4} reached {target}")));
+                }
+                if reached.iter().all(Option::is_some) {
+                    let said: Vec<String> = reached.into_iter().flatten().collect();
+                    println!("{} at step {} ({seconds:.1} s); stopping", said.join(", "), r.step);
                     break;
                 }
             }
