@@ -475,8 +475,10 @@ impl ModelSpec {
         if self.layers.is_empty() {
             errors.push(top("the model has no layers".into()));
         }
-        if errors.is_empty() {
-            match self.data_config().validate_for(self) {
+        // An explicit data section must fit the model; without one, the model can still be
+        // exported or run on any input, and training checks it against MNIST (TaskData::new).
+        if let (true, Some(data)) = (errors.is_empty(), &self.data) {
+            match data.validate_for(self) {
                 Ok(()) => {}
                 Err(Error::Config { field, problem }) => errors.push(top(format!("{field}: {problem}"))),
                 Err(e @ Error::Spec { .. }) => errors.push(e),
