@@ -475,9 +475,15 @@ impl ModelSpec {
         if self.layers.is_empty() {
             errors.push(top("the model has no layers".into()));
         }
-        // An explicit data section must fit the model; without one, the model can still be
-        // exported or run on any input, and training checks it against MNIST (TaskData::new).
-        if let (true, Some(data)) = (errors.is_empty(), &self.data) {
+        // An explicit data section must fit the model. Without one, a classifier can still be
+        // exported or run on any input (training checks it against MNIST, TaskData::new); the
+        // other tasks have no default data, which the check names.
+        let data = match (&self.data, self.task) {
+            (Some(d), _) => Some(d.clone()),
+            (None, Task::Classify) => None,
+            (None, _) => Some(self.data_config()),
+        };
+        if let (true, Some(data)) = (errors.is_empty(), data) {
             match data.validate_for(self) {
                 Ok(()) => {}
                 Err(Error::Config { field, problem }) => errors.push(top(format!("{field}: {problem}"))),

@@ -20,8 +20,9 @@
 //                                    digits: {pixels: Uint8Array (k·784), labels, preds: Uint8Array,
 //                                             confidence: Float32Array} | null (MNIST classification),
 //                                    outputs: Playground.outputs(k) | null (every other task)}
-//                   {type: 'outputs-result', run, step, outputs}  redrawn outputs after an NMS /
-//                                    score threshold change (no evaluation)
+//                   {type: 'outputs-result', run, step, outputs}  redrawn outputs (no evaluation)
+//                                    after an NMS / score threshold change, and between
+//                                    probes while training (up to 4 times a second)
 //                   {type: 'view-result', run, step, layer, kind, example, label, input: [C,H,W],
 //                                    image: Float32Array,
 //                                    activation: {shape, data: Float32Array} | null,
@@ -48,6 +49,7 @@ const EVAL_MAX = 500;
 const EVAL_TARGET_MS = 120;
 const MNIST_HEADER = 16;
 const MIN_VIEW_INTERVAL_MS = 1000; // per-layer views at most about once a second while training
+const MIN_OUTPUTS_INTERVAL_MS = 250; // task outputs up to 4 times a second while training
 const EXPORT_FILES = { weights: 'weights.safetensors', model_py: 'model.py' };
 const PROBE_OUTPUTS = 8; // validation examples whose decoded outputs are drawn
 const BACKBONE_URL = '../assets/backbone-digits04.safetensors'; // scripts/pretrain-backbone.sh
@@ -81,6 +83,7 @@ let stepsPerCall = 1;
 let evalExamples = EVAL_MIN;
 let nextProbeAt = 0;
 let nextViewAt = 0;
+let nextOutputsAt = 0; // the task's outputs are redrawn between probes (8 images: cheap)
 let pumping = false;
 let outputsWanted = false; // decoding thresholds changed: redraw the outputs
 let task = 'classify';
@@ -270,6 +273,7 @@ async function tick() {
   if (running) {
     await train(stepsPerCall);
     if (performance.now() >= nextProbeAt) await probe();
+    else if (task !== 'classify' && performance.now() >= nextOutputsAt) await redrawOutputs();
     else if (performance.now() >= nextViewAt) await probeView();
     return true;
   }
@@ -384,6 +388,7 @@ async function rebuild() {
   stepsPerCall = 1;
   evalExamples = EVAL_MIN;
   nextProbeAt = 0;
+  nextOutputsAt = 0;
   nextViewAt = 0;
   summary = null;
   backendInfo = { backend: 'none', reason: 'building the model' };
@@ -524,12 +529,15 @@ async function probeDigits() {
   };
 }
 
-/** The NMS or score threshold moved: decode again and redraw, without evaluating. */
+/** Decodes the outputs again and redraws them, without evaluating: after an NMS or score
+ * threshold change, and between probes while training (at most ~20% of the time). */
 async function redrawOutputs() {
   outputsWanted = false;
   if (task === 'classify') return;
+  const t0 = performance.now();
   const outputs = JSON.parse(await pg.outputs(PROBE_OUTPUTS));
   post({ type: 'outputs-result', run, step, outputs });
+  nextOutputsAt = performance.now() + Math.max(MIN_OUTPUTS_INTERVAL_MS, 4 * (performance.now() - t0));
 }
 
 /** The layer the views show: the one asked for if the model has it, else the first conv layer. */
