@@ -24,7 +24,7 @@ section "cargo test --workspace (native; GPU tests on lavapipe)"
 cargo test --workspace
 
 section "wasm-pack test --headless --chrome crate (CPU + WebGPU in Chromium)"
-CHROMEDRIVER=/usr/bin/chromedriver wasm-pack test --headless --chrome --chromedriver /usr/bin/chromedriver crate
+WASM_BINDGEN_TEST_TIMEOUT=600 CHROMEDRIVER=/usr/bin/chromedriver wasm-pack test --headless --chrome --chromedriver /usr/bin/chromedriver crate
 
 section "build"
 bash scripts/build.sh
