@@ -15,6 +15,8 @@ use crate::backend::{out_len, transposed_out_len, ConvTransposeParams, UpsampleM
 use crate::error::{Error, Result};
 use crate::tasks::data::DataConfig;
 
+pub mod kinds;
+
 /// Models larger than this many parameters are refused before any memory is allocated.
 pub const MAX_PARAMS: usize = 20_000_000;
 /// Activation floats per example summed over layers, refused above this.
