@@ -217,3 +217,12 @@ pub fn validate_spec(spec_json: &str) -> String {
 pub fn check_spec(spec_json: &str) -> String {
     crate::spec::check_json(spec_json)
 }
+
+/// Every layer kind a spec accepts, for the layer editor and the architecture toggles:
+/// `[{"kind", "about", "activation", "params": [{"key", "type": "int" | "number" |
+/// "padding" | "enum" | "name", "fallback"?, "initial"?, "values"?}]}]`, in the order the
+/// editor lists them (see spec/kinds.rs).
+#[wasm_bindgen]
+pub fn layer_kinds() -> String {
+    crate::spec::kinds::table_json()
+}

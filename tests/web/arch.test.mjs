@@ -1,15 +1,13 @@
 // The architecture toggles (web/src/arch.js) on the real presets: each maps a spec to a
 // spec, its control's state is read back from the result, on-then-off gives the original
-// back, and every result is structurally a valid spec (shapes checked here by a small
-// shape walk that follows crate/src/spec.rs for the kinds the toggles produce; the page
-// itself asks the wasm `check_spec`).
+// back, and every result is a valid spec (shapes checked by the built wasm core's
+// `check_spec`, as the page checks them; run `npm run build` first).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  KINDS,
   archFor,
   batchNormState,
   decodeArch,
@@ -27,90 +25,27 @@ import {
   withHead,
   withInception,
 } from '../../web/src/arch.js';
+import { loadCore } from './core.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const preset = (name) => JSON.parse(fs.readFileSync(path.join(ROOT, 'presets', `${name}.json`), 'utf8'));
 const small = preset('mnist-small');
 const tiny = preset('mnist-tiny');
 const types = (spec) => spec.layers.map((l) => l.type);
+// check_spec judges the shapes; the layer kinds are the Rust side's table, as in the page
+const { wasm, kinds: KINDS } = await loadCore();
 
 /**
- * Output shapes of a spec's layers, following crate/src/spec.rs for the kinds used here;
- * throws naming the layer when a shape does not fit. Resolves `inputs` by name / index.
+ * Output shapes of a spec's layers, by the Rust side's check_spec; throws naming every
+ * problem (the layer, and why) when the spec does not validate.
  */
 function shapes(spec) {
-  const outs = [];
-  const index = new Map();
-  spec.layers.forEach((layer, i) => {
-    const name = layer.name ?? String(i);
-    const from = layer.inputs ?? [i === 0 ? 'input' : String(i - 1)];
-    const ins = from.map((r) => {
-      if (r === 'input') return spec.input;
-      if (!layer.inputs) return outs[i - 1];
-      assert.ok(index.has(r), `layer ${i} reads unknown "${r}"`);
-      return outs[index.get(r)];
-    });
-    const x = ins[0];
-    const fail = (why) => assert.fail(`layer ${i} (${layer.type}): ${why}, input ${JSON.stringify(x)}`);
-    let out;
-    const size = (n, k, s, p) => Math.floor((n + 2 * p - k) / s) + 1;
-    switch (layer.type) {
-      case 'conv2d': {
-        if (x.length !== 3) fail('needs (C,H,W)');
-        const pad = layer.padding === 'same' ? Math.floor(layer.kernel / 2) : (layer.padding ?? 0);
-        const s = layer.stride ?? 1;
-        out = [layer.out, size(x[1], layer.kernel, s, pad), size(x[2], layer.kernel, s, pad)];
-        break;
-      }
-      case 'linear':
-        if (x.length !== 1) fail('needs a flat input');
-        out = [layer.out];
-        break;
-      case 'max_pool':
-      case 'avg_pool': {
-        if (x.length !== 3) fail('needs (C,H,W)');
-        const k = layer.size ?? 2;
-        const s = layer.stride ?? k;
-        out = [x[0], size(x[1], k, s, layer.padding ?? 0), size(x[2], k, s, layer.padding ?? 0)];
-        break;
-      }
-      case 'global_avg_pool':
-        if (x.length !== 3) fail('needs (C,H,W)');
-        out = [x[0]];
-        break;
-      case 'inception': {
-        if (x.length !== 3) fail('needs (C,H,W)');
-        const widths = ['b1', 'b3_reduce', 'b3', 'b5_reduce', 'b5', 'pool_proj'].map((k) => layer[k]);
-        assert.ok(widths.every((w) => Number.isInteger(w) && w >= 1), `layer ${i}: inception widths ${widths}`);
-        out = [layer.b1 + layer.b3 + layer.b5 + layer.pool_proj, x[1], x[2]];
-        break;
-      }
-      case 'add':
-        assert.equal(ins.length, 2, `layer ${i}: add takes two inputs`);
-        assert.deepEqual(ins[1], x, `layer ${i}: add needs equal shapes`);
-        out = x;
-        break;
-      case 'flatten':
-        out = [x.reduce((a, b) => a * b, 1)];
-        break;
-      case 'batch_norm':
-      case 'dropout':
-      case 'relu':
-        if (layer.type === 'dropout') assert.ok(layer.p === undefined || (layer.p >= 0 && layer.p < 1));
-        out = x;
-        break;
-      default:
-        fail(`kind not covered by this walk`);
-    }
-    assert.ok(out.every((d) => Number.isInteger(d) && d > 0), `layer ${i} (${layer.type}): empty output ${out}`);
-    outs.push(out);
-    index.set(name, i);
-  });
-  assert.deepEqual(outs.at(-1), [spec.classes], 'the model must end in the class scores');
-  return outs;
+  const result = JSON.parse(wasm.check_spec(JSON.stringify(spec)));
+  if (!result.ok) assert.fail(result.errors.map((e) => e.message).join('; '));
+  return result.layers.map((l) => l.out);
 }
 
-test('the presets pass the shape walk (so it can judge the toggles)', () => {
+test('the presets pass check_spec (so it can judge the toggles)', () => {
   assert.deepEqual(shapes(small).at(5), [16, 7, 7]);
   shapes(tiny);
   assert.throws(() => shapes({ ...small, layers: small.layers.slice(0, -1) }), /class scores/);
@@ -314,14 +249,8 @@ test('editor helpers: new layers and typed parameters', () => {
   assert.deepEqual(parseParam(param('max_unpool', 'pool'), 'pool1'), { value: 'pool1' });
 });
 
-// The Rust side's own check, when the wasm core has been built (`npm run build`): every
-// combination of toggles on every preset is a spec that check_spec accepts.
-const PKG = path.join(ROOT, 'web/pkg');
-const built = fs.existsSync(path.join(PKG, 'cnn_playground_bg.wasm'));
-
-test('every toggle combination on every preset passes check_spec', { skip: !built && 'web/pkg is not built' }, async () => {
-  const wasm = await import(path.join(PKG, 'cnn_playground.js'));
-  wasm.initSync({ module: fs.readFileSync(path.join(PKG, 'cnn_playground_bg.wasm')) });
+// Every combination of toggles on every preset is a spec that check_spec accepts.
+test('every toggle combination on every preset passes check_spec', () => {
   const presets = fs.readdirSync(path.join(ROOT, 'presets')).filter((f) => f.endsWith('.json'));
   let checked = 0;
   for (const file of presets) {

@@ -7,8 +7,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FIELDS, LIVE_FIELDS, REBUILD_FIELDS, defaults, fromHash, parseField, toConfig, toHash } from '../../web/src/state.js';
 import { encodeArch } from '../../web/src/arch.js';
+import { loadCore } from './core.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+// an arch's layer types are checked against the Rust side's kinds, as in the page
+await loadCore();
 
 test('defaults round-trip through the hash', () => {
   const state = defaults();

@@ -1,6 +1,6 @@
 // The architecture as data. A model is a spec (crate/src/spec.rs): {name, description,
 // input, classes, layers}, each layer `{type, ...params, name?, inputs?}`. This module holds
-// what the page knows about layer kinds (their parameters, for the layer editor), the
+// the layer kinds the Rust side sends (their parameters, for the layer editor), the
 // compact form of a layer list in the URL (`arch`), and the course's architecture toggles:
 // pure functions spec -> spec, whose checkbox state is read back from the spec itself.
 //
@@ -11,92 +11,26 @@
 export const INPUT = 'input';
 
 /**
- * Every layer kind and its parameters, in the order the editor shows them.
- * type: int | number | padding (pixels, "same" or "valid") | enum | name (of a layer).
+ * Every layer kind and its parameters, by `type`: the Rust side's table
+ * (crate/src/spec/kinds.rs, the wasm `layer_kinds()`), which the worker posts once it has
+ * loaded the module; null until `setKinds`. Each is {kind, about, activation, params}, the
+ * params in the order the editor shows them: {key, type, fallback?, initial?, values?},
+ * type int | number | padding (pixels, "same" or "valid") | enum | name (of a layer).
  * `fallback` is the Rust default when the key is left out (shown as a placeholder);
- * `initial` is what a newly added layer gets (left out when absent).
+ * `initial` is what a newly added layer gets (left out when absent). An exported `let`:
+ * the modules that import it see the table once it is set.
  */
-export const KINDS = Object.freeze({
-  conv2d: {
-    about: 'convolution',
-    params: [
-      { key: 'out', type: 'int', initial: 8 },
-      { key: 'kernel', type: 'int', initial: 3 },
-      { key: 'stride', type: 'int', fallback: '1' },
-      { key: 'padding', type: 'padding', fallback: '0', initial: 'same' },
-    ],
-  },
-  conv_transpose2d: {
-    about: 'transposed convolution (up-sampling)',
-    params: [
-      { key: 'out', type: 'int', initial: 8 },
-      { key: 'kernel', type: 'int', initial: 2 },
-      { key: 'stride', type: 'int', fallback: '1', initial: 2 },
-      { key: 'padding', type: 'int', fallback: '0' },
-      { key: 'output_padding', type: 'int', fallback: '0' },
-    ],
-  },
-  linear: { about: 'fully connected', params: [{ key: 'out', type: 'int', initial: 32 }] },
-  relu: { about: 'max(0, x)', params: [] },
-  leaky_relu: { about: 'x, or slope·x below 0', params: [{ key: 'slope', type: 'number', fallback: '0.01' }] },
-  tanh: { about: 'tanh(x)', params: [] },
-  sigmoid: { about: '1 / (1 + e^-x)', params: [] },
-  max_pool: {
-    about: 'max over a window',
-    params: [
-      { key: 'size', type: 'int', fallback: '2', initial: 2 },
-      { key: 'stride', type: 'int', fallback: 'size' },
-      { key: 'padding', type: 'int', fallback: '0' },
-    ],
-  },
-  avg_pool: {
-    about: 'mean over a window',
-    params: [
-      { key: 'size', type: 'int', fallback: '2', initial: 2 },
-      { key: 'stride', type: 'int', fallback: 'size' },
-      { key: 'padding', type: 'int', fallback: '0' },
-    ],
-  },
-  global_avg_pool: { about: 'mean of each map: (C,H,W) -> (C)', params: [] },
-  max_unpool: { about: "puts values back where a max_pool found them", params: [{ key: 'pool', type: 'name', initial: '' }] },
-  upsample: {
-    about: 'enlarge by a whole factor',
-    params: [
-      { key: 'scale', type: 'int', fallback: '2' },
-      { key: 'mode', type: 'enum', values: ['nearest', 'bilinear'], fallback: 'nearest' },
-    ],
-  },
-  batch_norm: {
-    about: 'normalise each channel (batch statistics while training)',
-    params: [
-      { key: 'momentum', type: 'number', fallback: '0.1' },
-      { key: 'eps', type: 'number', fallback: '1e-5' },
-    ],
-  },
-  dropout: {
-    about: 'zero units at random while training',
-    params: [
-      { key: 'p', type: 'number', fallback: '0.5', initial: 0.5 },
-      { key: 'scaling', type: 'enum', values: ['inverted', 'classic'], fallback: 'inverted' },
-    ],
-  },
-  inception: {
-    about: 'GoogLeNet block: 1×1 | 1×1→3×3 | 1×1→5×5 | pool→1×1, concatenated',
-    params: [
-      { key: 'b1', type: 'int', initial: 4 },
-      { key: 'b3_reduce', type: 'int', initial: 6 },
-      { key: 'b3', type: 'int', initial: 8 },
-      { key: 'b5_reduce', type: 'int', initial: 1 },
-      { key: 'b5', type: 'int', initial: 2 },
-      { key: 'pool_proj', type: 'int', initial: 2 },
-    ],
-  },
-  concat: { about: 'join inputs on channels (set inputs)', params: [] },
-  add: { about: 'sum two inputs (set inputs)', params: [] },
-  flatten: { about: '(C,H,W) -> (C·H·W)', params: [] },
-});
+export let KINDS = null;
 
-const ACTIVATIONS = new Set(['relu', 'leaky_relu', 'tanh', 'sigmoid']);
+/** The elementwise activations (a conv stage keeps one), from the table. */
+let activations = new Set();
+
+/** Sets the layer kinds from the `layer_kinds()` list, once; returns them by type. */
+export function setKinds(list) {
+  KINDS = Object.freeze(Object.fromEntries(list.map((k) => [k.kind, Object.freeze(k)])));
+  activations = new Set(list.filter((k) => k.activation).map((k) => k.kind));
+  return KINDS;
+}
 
 /** A new layer of `kind` with its initial parameters. */
 export function newLayer(kind) {
@@ -153,7 +87,8 @@ export function encodeArch(layers) {
 
 /**
  * Decodes an `arch` value. Returns {ok: true, layers} or {ok: false, message}; checks the
- * form only (a non-empty list of objects with a known `type`), not the shapes.
+ * form only (a non-empty list of objects with a known `type`; any `type` while the kinds
+ * are not known), not the shapes.
  */
 export function decodeArch(text) {
   let json;
@@ -173,7 +108,7 @@ export function decodeArch(text) {
     if (layer === null || typeof layer !== 'object' || Array.isArray(layer)) {
       return { ok: false, message: `layer ${i} is not an object` };
     }
-    if (!Object.hasOwn(KINDS, layer.type)) {
+    if (KINDS !== null && !Object.hasOwn(KINDS, layer.type)) {
       return { ok: false, message: `layer ${i} has the unknown type ${JSON.stringify(layer.type)}` };
     }
   }
@@ -301,7 +236,7 @@ function stageOf(nodes, conv) {
     const next = soleConsumer(nodes, cur);
     if (!next || next.inputs.length !== 1) return stage;
     if (next.type === 'batch_norm' && !bn && !act) bn = true;
-    else if (ACTIVATIONS.has(next.type) && !act) act = true;
+    else if (activations.has(next.type) && !act) act = true;
     else return stage;
     stage.push(next);
     cur = next;

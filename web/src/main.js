@@ -1,40 +1,32 @@
-// The main thread: reads the state table from the URL hash, wires the controls, sends
-// commands to the training worker and draws what comes back. It never trains, and every
-// draw is cheap (a few text nodes, uPlot redraws, small canvases, once per frame).
+// The main thread: holds the state table (mirrored in the URL hash and, through
+// ui/form.js, in the form), sends commands to the training worker and draws what comes
+// back. It never trains, and every draw is cheap (a few text nodes, uPlot redraws, small
+// canvases, once per frame). It starts when the worker has sent the layer kinds.
 //
 // The model is a spec: the preset's, with the layer list of `arch` when it was edited. The
 // architecture toggles and the layer editor turn the running spec into a new one (checked
 // by the Rust side's check_spec in the worker), which becomes `arch` and a new model.
-import { FIELDS, formatField, fromHash, parseField, toHash } from './state.js';
+import { FIELDS, fromHash, toHash } from './state.js';
 import {
   archFor,
   batchNormState,
   dropoutState,
   headState,
   inceptionState,
+  setKinds,
   specFor,
   withBatchNorm,
   withDropout,
   withHead,
   withInception,
 } from './arch.js';
-import {
-  DECODERS,
-  TASKS,
-  decoderOf,
-  defaultPreset,
-  fmtMetric,
-  freezable,
-  freezeList,
-  freezeText,
-  segmentPreset,
-  taskSpec,
-} from './tasks.js';
+import { TASKS, defaultPreset, fmtMetric, freezable, freezeList, freezeText, taskSpec } from './tasks.js';
 import { CurveChart } from './ui/charts.js';
 import { OutputView } from './ui/outputs.js';
 import { FilterView } from './ui/filters.js';
 import { DigitView } from './ui/digits.js';
 import { LayerEditor, fmtTotals } from './ui/editor.js';
+import { bindForm } from './ui/form.js';
 import { LayerViews } from './ui/layerview.js';
 
 const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
@@ -91,18 +83,7 @@ let model = null; // the spec that runs: the preset, or its layers replaced by `
 let modelSeq = 0; // the latest model change; an older one that finishes late is dropped
 let archBusy = false;
 let layerFromLink = false; // the viewed layer came from a link: say so if the model lacks it
-
-const OPTION_LABELS = {
-  ...Object.fromEntries(Object.entries(TASKS).map(([name, t]) => [name, t.label])),
-  spec: "each layer's",
-  weights: 'all weights',
-  conv: 'conv weights',
-  linear: 'linear weights',
-  all: 'everything',
-  first_conv: 'first conv',
-  train: 'train mode',
-  eval: 'eval mode',
-};
+let form = null; // the settings form (ui/form.js), bound at start
 
 function writeHash() {
   history.replaceState(null, '', toHash(state));
@@ -122,69 +103,8 @@ function loadHash() {
   layerFromLink = state.layer !== '';
   writeHash();
   for (const name of Object.keys(FIELDS)) setError(`field:${name}`, null);
-  fillForm();
+  form.fill();
   resolveModel();
-}
-
-function fillForm() {
-  for (const el of document.querySelectorAll('[data-field]')) {
-    const name = el.dataset.field;
-    const field = FIELDS[name];
-    if (name === 'preset') {
-      // the presets of the current task only
-      const values = TASKS[state.task].presets;
-      if ([...el.options].map((o) => o.value).join() !== values.join()) {
-        el.replaceChildren(...values.map((value) => new Option(value, value)));
-      }
-    } else if (el.tagName === 'SELECT' && el.options.length === 0) {
-      for (const value of field.values) el.add(new Option(OPTION_LABELS[value] ?? value, value));
-    }
-    el.value = formatField(name, state[name]);
-    el.removeAttribute('aria-invalid');
-  }
-  syncDependents();
-}
-
-/** Controls that only matter for some settings, and the sliders that mirror their fields. */
-function syncDependents() {
-  const task = state.task;
-  for (const el of document.querySelectorAll('[data-for-task]')) el.hidden = !el.dataset.forTask.split(' ').includes(task);
-  $('task-options').hidden = task === 'classify';
-  for (const el of document.querySelectorAll('.task-panel')) el.hidden = task === 'classify';
-  document.querySelector('.digits-panel').hidden = task !== 'classify';
-  document.querySelector('.parts-panel').hidden = TASKS[task].parts.length === 0;
-  document.querySelector('.metric-readout').hidden = task === 'classify';
-  document.querySelector('.parts-readout').hidden = TASKS[task].parts.length === 0;
-  $('val-metric-label').textContent = task === 'transfer' ? 'Val. accuracy from scratch' : TASKS[task].headline.label;
-  const seg = decoderOf(state.preset);
-  if (seg) {
-    $('decoder').value = seg.decoder;
-    $('unet').checked = seg.unet;
-  }
-  $('nms-iou-value').textContent = state.nms_iou.toFixed(2);
-  $('score-threshold-value').textContent = state.score_threshold.toFixed(2);
-  syncFreeze();
-  $('momentum').disabled = state.optimizer !== 'sgd';
-  $('weight-decay').disabled = state.optimizer !== 'adamw';
-  for (const slider of document.querySelectorAll('[data-slider]')) {
-    const v = state[slider.dataset.slider];
-    const min = Number(slider.min);
-    slider.value = String(v > 0 ? Math.max(min + Number(slider.step), Math.min(Number(slider.max), Math.log10(v))) : min);
-  }
-}
-
-function onFieldChange(el) {
-  const name = el.dataset.field;
-  const parsed = parseField(name, el.value);
-  if (!parsed.ok) {
-    el.setAttribute('aria-invalid', 'true');
-    setError(`field:${name}`, `${parsed.message}. Still using ${formatField(name, state[name], { hash: true })}.`);
-    return;
-  }
-  el.removeAttribute('aria-invalid');
-  setError(`field:${name}`, null);
-  if (parsed.value === state[name]) return;
-  setState({ [name]: parsed.value });
 }
 
 /** Applies changed fields: a new task brings its first preset, a new preset its own
@@ -197,75 +117,13 @@ function setState(changes) {
     state.arch = '';
     setError('arch', null);
     setError('freeze', null);
-    fillForm();
+    form.fill();
   }
   writeHash();
-  syncDependents();
+  form.sync();
   if (newModel) resolveModel();
   else sendConfigure();
 }
-
-for (const el of document.querySelectorAll('[data-field]')) {
-  el.addEventListener('change', () => onFieldChange(el));
-  // sliders apply while they move (the detector's boxes are redrawn at once)
-  if (el.type === 'range') el.addEventListener('input', () => onFieldChange(el));
-}
-
-// The segmentation decoder and the U-Net toggle pick one of the segment presets.
-$('decoder').replaceChildren(...Object.entries(DECODERS).map(([value, label]) => new Option(label, value)));
-const pickDecoder = () => setState({ preset: segmentPreset($('decoder').value, $('unet').checked) });
-$('decoder').addEventListener('change', pickDecoder);
-$('unet').addEventListener('change', pickDecoder);
-
-// Transfer: one checkbox per layer with parameters (but the new head); live.
-let freezeLayers = []; // the model's freezable layer names
-function syncFreeze() {
-  const box = $('freeze').querySelector('.freeze-boxes');
-  const frozen = freezeList(state.freeze);
-  if ([...box.querySelectorAll('input')].map((i) => i.value).join() !== freezeLayers.map((l) => l.name).join()) {
-    box.replaceChildren(
-      ...freezeLayers.map((l) => {
-        const label = document.createElement('label');
-        label.className = 'check';
-        const input = document.createElement('input');
-        input.type = 'checkbox';
-        input.value = l.name;
-        input.dataset.testid = `freeze-${l.name}`;
-        input.addEventListener('change', () => {
-          const names = [...box.querySelectorAll('input')].filter((i) => i.checked).map((i) => i.value);
-          setError('freeze', null);
-          setState({ freeze: freezeText(names) });
-        });
-        label.append(input, ` ${l.name} · ${l.kind} ${l.out.join('×')}`);
-        return label;
-      }),
-    );
-  }
-  for (const input of box.querySelectorAll('input')) input.checked = frozen.includes(input.value);
-}
-for (const form of document.querySelectorAll('form.fields')) form.addEventListener('submit', (e) => e.preventDefault());
-
-// A slider sets its field on a log scale; far left is 0 (off).
-for (const slider of document.querySelectorAll('[data-slider]')) {
-  slider.addEventListener('input', () => {
-    const pos = Number(slider.value);
-    const value = pos <= Number(slider.min) ? 0 : Number((10 ** pos).toPrecision(2));
-    const input = document.querySelector(`[data-field="${slider.dataset.slider}"]`);
-    input.value = String(value);
-    onFieldChange(input);
-  });
-}
-
-function stepExample(delta) {
-  const input = $('example');
-  const f = FIELDS.example;
-  input.value = String(Math.max(f.min, Math.min(f.max, state.example + delta)));
-  onFieldChange(input);
-}
-$('example-prev').addEventListener('click', () => stepExample(-1));
-$('example-next').addEventListener('click', () => stepExample(1));
-
-window.addEventListener('hashchange', loadHash);
 
 // ---------------------------------------------------------------------------------------
 // The model: preset + arch, the toggles, the layer editor.
@@ -397,10 +255,7 @@ $('arch-dropout').addEventListener('change', (e) =>
 );
 $('arch-head').addEventListener('change', (e) => changeArch(withHead(model, e.target.value), `the ${e.target.value} head`));
 
-const editor = new LayerEditor($('layer-editor'), {
-  check: (layers) => checkSpec({ ...(model ?? preset), layers }),
-  onApply: (layers) => changeArch({ ...model, layers }, 'the edited layer list'),
-});
+let editor = null; // the layer editor, made once the layer kinds are known (start)
 
 // check_spec runs in the worker (which owns the wasm module); answers come back by id.
 const checks = new Map();
@@ -610,7 +465,8 @@ function showModel(summary) {
 /** The task's note and its freeze control, for a freshly built model. */
 function showTask(msg) {
   const note = $('task-note');
-  freezeLayers = msg.task === 'transfer' ? freezable(msg.summary.layers) : [];
+  const freezeLayers = msg.task === 'transfer' ? freezable(msg.summary.layers) : [];
+  form.setFreezable(freezeLayers);
   if (msg.task === 'transfer' && msg.transfer) {
     const names = new Set(freezeLayers.map((l) => l.name));
     const unknown = freezeList(state.freeze).filter((n) => !names.has(n));
@@ -631,7 +487,6 @@ function showTask(msg) {
   } else {
     note.textContent = '';
   }
-  syncFreeze();
 }
 
 $('layer-select').addEventListener('change', (e) => {
@@ -694,6 +549,11 @@ function startRun(run) {
 }
 
 function onWorkerMessage(msg) {
+  if (msg.type === 'kinds') {
+    if (msg.error) setError('kinds', msg.error);
+    start(msg.kinds);
+    return;
+  }
   if (msg.type === 'error') {
     // 'run' errors belong to the current model and clear when a new one is built;
     // 'session' errors (the GPU failed, we moved to the CPU) stay until dismissed.
@@ -757,12 +617,14 @@ function startWorker() {
     worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
   } catch (err) {
     setError('worker', `could not start the training worker: ${err.message}`);
+    start(null);
     return;
   }
   worker.onmessage = (e) => onWorkerMessage(e.data);
   worker.onerror = (e) => {
     e.preventDefault();
     setError('worker', `the training worker failed: ${e.message || 'it could not load (see the console)'}`);
+    start(null);
   };
   worker.onmessageerror = () => setError('worker', 'a message from the training worker could not be read');
 }
@@ -772,6 +634,25 @@ $('pause').addEventListener('click', () => send({ type: 'pause' }));
 $('step-once').addEventListener('click', () => send({ type: 'step' }));
 $('reset').addEventListener('click', () => send({ type: 'reset' }));
 
+// ---------------------------------------------------------------------------------------
+// Start: the worker sends the layer kinds (the Rust side's table) once it has loaded the
+// wasm core; then the form and the layer editor are made and the link is read.
+
+let started = false;
+
+/** Once: with the kinds (null when the worker could not give them; a build then says why). */
+function start(kinds) {
+  if (started) return;
+  started = true;
+  if (kinds) setKinds(kinds);
+  form = bindForm({ getState: () => state, setState, setError });
+  editor = new LayerEditor($('layer-editor'), {
+    check: (layers) => checkSpec({ ...(model ?? preset), layers }),
+    onApply: (layers) => changeArch({ ...model, layers }, 'the edited layer list'),
+  });
+  window.addEventListener('hashchange', loadHash);
+  loadHash();
+}
+
 startWorker();
-loadHash();
 queueFrame();

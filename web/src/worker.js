@@ -33,6 +33,7 @@
 //                   {type: 'check-result', id, result} | {type: 'check-result', id, error}
 //                   {type: 'export-result', what, filename, data: Uint8Array | string}
 //                   {type: 'error', message, scope: 'run' | 'session'}
+//                   {type: 'kinds', kinds: layer_kinds() | null, error?}  once, as the module loads
 //
 // All calls into the Playground go through one loop (pump), one at a time: a message only
 // changes what is wanted; the loop does it between two training calls. check_spec is a
@@ -58,36 +59,46 @@ const DECODE_FIELDS = ['nms_iou', 'score_threshold'];
 
 let wasm = null; // the wasm-bindgen module, once loaded
 let mnist = null; // Uint8Array of assets/mnist.bin
-
-let wanted = null; // the latest state table from the main thread
-let wantedSpec = null; // the spec JSON it resolves to
-let viewWanted = { layer: '', example: 0 }; // what the per-layer views show
-let viewDirty = false; // the views need a fresh probe (selection changed, new run, a single step)
-const exports = []; // export requests, in order
-let running = false;
-let pendingSteps = 0;
-let resetWanted = false;
-let probeWanted = false;
-let backendOverride = null; // 'cpu' after the GPU failed mid-run, until the backend setting changes
-
-let pg = null; // the Playground
-let twin = null; // transfer learning: the same model from scratch, trained beside pg
 let backbone = null; // Uint8Array of the shipped backbone, once fetched
-let attempted = null; // rebuild key of the last create() attempt (success or not)
-let applied = null; // live config fields last given to the Playground
-let summary = null; // the built model's summary()
-let backendInfo = { backend: 'none', reason: 'starting' };
-let run = 0; // increments on every (re)build; lets the page clear its charts
-let step = 0;
-let stepsPerCall = 1;
-let evalExamples = EVAL_MIN;
-let nextProbeAt = 0;
-let nextViewAt = 0;
-let nextOutputsAt = 0; // the task's outputs are redrawn between probes (8 images: cheap)
 let pumping = false;
-let outputsWanted = false; // decoding thresholds changed: redraw the outputs
-let task = 'classify';
-let inputDims = [1, 28, 28];
+
+/** What the main thread wants: messages only change this; the loop does it. */
+const wanted = {
+  state: null, // the latest state table from the main thread
+  spec: null, // the spec JSON it resolves to
+  view: { layer: '', example: 0 }, // what the per-layer views show
+  viewDirty: false, // the views need a fresh probe (selection changed, new run, a single step)
+  exports: [], // export requests, in order
+  running: false,
+  pendingSteps: 0,
+  reset: false,
+  probe: false,
+  outputs: false, // decoding thresholds changed: redraw the outputs
+  backendOverride: null, // 'cpu' after the GPU failed mid-run, until the backend setting changes
+};
+
+/** The running session: one model build, replaced whole by the next (re)build. */
+function newSession(run, key, reason) {
+  return {
+    key, // rebuild key of this session's create() attempt (success or not)
+    pg: null, // the Playground
+    twin: null, // transfer learning: the same model from scratch, trained beside pg
+    summary: null, // the built model's summary()
+    backendInfo: { backend: 'none', reason },
+    applied: null, // live config fields last given to the Playground
+    run, // increments on every (re)build; lets the page clear its charts
+    step: 0,
+    stepsPerCall: 1,
+    evalExamples: EVAL_MIN,
+    nextProbeAt: 0,
+    nextViewAt: 0,
+    nextOutputsAt: 0, // the task's outputs are redrawn between probes (8 images: cheap)
+    task: 'classify',
+    inputDims: [1, 28, 28],
+  };
+}
+
+let session = newSession(0, null, 'starting');
 
 function post(message, transfer = []) {
   self.postMessage(message, transfer);
@@ -111,13 +122,13 @@ function postStatus(building = false) {
   post({
     type: 'report',
     kind: 'status',
-    run,
-    backend: backendInfo.backend,
-    reason: backendInfo.reason,
-    running,
-    step,
+    run: session.run,
+    backend: session.backendInfo.backend,
+    reason: session.backendInfo.reason,
+    running: wanted.running,
+    step: session.step,
     building,
-    ready: pg !== null,
+    ready: session.pg !== null,
   });
 }
 
@@ -129,39 +140,39 @@ self.onmessage = (event) => {
   const msg = event.data ?? {};
   switch (msg.type) {
     case 'configure':
-      if (wanted && msg.state.backend !== wanted.backend) backendOverride = null;
-      wanted = msg.state;
-      wantedSpec = msg.spec;
+      if (wanted.state && msg.state.backend !== wanted.state.backend) wanted.backendOverride = null;
+      wanted.state = msg.state;
+      wanted.spec = msg.spec;
       setView(msg.state.layer, msg.state.example);
       break;
     case 'view':
       setView(msg.layer, msg.example);
       break;
     case 'play':
-      running = true;
+      wanted.running = true;
       break;
     case 'pause':
-      running = false;
-      pendingSteps = 0;
-      viewDirty = true; // the views show where training stopped
-      probeWanted = true; // and so do the validation readouts and the outputs
+      wanted.running = false;
+      wanted.pendingSteps = 0;
+      wanted.viewDirty = true; // the views show where training stopped
+      wanted.probe = true; // and so do the validation readouts and the outputs
       break;
     case 'step':
-      running = false;
-      pendingSteps += 1;
+      wanted.running = false;
+      wanted.pendingSteps += 1;
       break;
     case 'probe':
-      probeWanted = true;
-      viewDirty = true;
+      wanted.probe = true;
+      wanted.viewDirty = true;
       break;
     case 'reset':
-      resetWanted = true;
+      wanted.reset = true;
       break;
     case 'check':
       check(msg.id, msg.spec);
       return;
     case 'export':
-      exports.push(msg.what);
+      wanted.exports.push(msg.what);
       break;
     default:
       postError('worker', `unknown message type "${msg.type}"`);
@@ -172,9 +183,9 @@ self.onmessage = (event) => {
 };
 
 function setView(layer, example) {
-  if (layer === viewWanted.layer && example === viewWanted.example) return;
-  viewWanted = { layer, example };
-  viewDirty = true;
+  if (layer === wanted.view.layer && example === wanted.view.example) return;
+  wanted.view = { layer, example };
+  wanted.viewDirty = true;
 }
 
 /** check_spec for the layer editor: a pure function, so it does not wait for the loop. */
@@ -214,7 +225,7 @@ async function kick() {
 }
 
 function rebuildKey(state, spec) {
-  return JSON.stringify({ spec, seed: state.seed, backend: backendOverride ?? state.backend });
+  return JSON.stringify({ spec, seed: state.seed, backend: wanted.backendOverride ?? state.backend });
 }
 
 /** The live config fields of a state, as the Playground takes them. */
@@ -226,66 +237,67 @@ function liveConfig(state) {
 /** The live fields that differ from what the Playground has (set_config gets only those). */
 function liveChanges(state) {
   const live = liveConfig(state);
-  return Object.fromEntries(Object.entries(live).filter(([name, value]) => applied?.[name] !== value));
+  return Object.fromEntries(Object.entries(live).filter(([name, value]) => session.applied?.[name] !== value));
 }
 
 /** Does one unit of work; returns true if it did any (the loop then looks again). */
 async function tick() {
-  if (!wanted) return false;
-  if (resetWanted || rebuildKey(wanted, wantedSpec) !== attempted) {
+  if (!wanted.state) return false;
+  if (wanted.reset || rebuildKey(wanted.state, wanted.spec) !== session.key) {
     await rebuild();
     return true;
   }
+  const { pg, twin } = session;
   if (!pg) {
     // The last build failed and nothing that could fix it has changed.
-    if (running || pendingSteps > 0) {
-      running = false;
-      pendingSteps = 0;
+    if (wanted.running || wanted.pendingSteps > 0) {
+      wanted.running = false;
+      wanted.pendingSteps = 0;
       postStatus();
       postError('cannot train', 'the model did not build; fix the settings above or press reset');
     }
     return false;
   }
-  const changes = liveChanges(wanted);
+  const changes = liveChanges(wanted.state);
   if (Object.keys(changes).length > 0) {
-    applied = { ...applied, ...changes }; // even if it throws: do not retry the same values in a loop
+    session.applied = { ...session.applied, ...changes }; // even if it throws: do not retry the same values in a loop
     try {
       pg.set_config(JSON.stringify(changes));
       // the from-scratch twin trains every layer: it gets everything but the freeze list
       const { freeze: _frozen, ...rest } = changes;
       if (twin && Object.keys(rest).length > 0) twin.set_config(JSON.stringify(rest));
-      if (DECODE_FIELDS.some((name) => name in changes)) outputsWanted = true;
+      if (DECODE_FIELDS.some((name) => name in changes)) wanted.outputs = true;
     } catch (err) {
       postError(`could not apply ${Object.keys(changes).join(', ')}`, err);
     }
   }
-  if (exports.length > 0) {
-    await exportFile(exports.shift());
+  if (wanted.exports.length > 0) {
+    await exportFile(wanted.exports.shift());
     return true;
   }
-  if (pendingSteps > 0) {
-    pendingSteps -= 1;
+  if (wanted.pendingSteps > 0) {
+    wanted.pendingSteps -= 1;
     await train(1);
     await probe();
-    viewDirty = true;
+    wanted.viewDirty = true;
     return true;
   }
-  if (running) {
-    await train(stepsPerCall);
-    if (performance.now() >= nextProbeAt) await probe();
-    else if (task !== 'classify' && performance.now() >= nextOutputsAt) await redrawOutputs();
-    else if (performance.now() >= nextViewAt) await probeView();
+  if (wanted.running) {
+    await train(session.stepsPerCall);
+    if (performance.now() >= session.nextProbeAt) await probe();
+    else if (session.task !== 'classify' && performance.now() >= session.nextOutputsAt) await redrawOutputs();
+    else if (performance.now() >= session.nextViewAt) await probeView();
     return true;
   }
-  if (probeWanted) {
+  if (wanted.probe) {
     await probe();
     return true; // messages may have arrived meanwhile: look again
   }
-  if (outputsWanted) {
+  if (wanted.outputs) {
     await redrawOutputs();
     return true;
   }
-  if (viewDirty) {
+  if (wanted.viewDirty) {
     await probeView();
     return true;
   }
@@ -294,14 +306,14 @@ async function tick() {
 
 /** An error inside the loop: report it, stop playing, and fall back to the CPU if the GPU failed. */
 async function recover(err) {
-  const onGpu = pg !== null && backendInfo.backend === 'webgpu';
-  outputsWanted = false;
-  running = false;
-  pendingSteps = 0;
+  const onGpu = session.pg !== null && session.backendInfo.backend === 'webgpu';
+  wanted.outputs = false;
+  wanted.running = false;
+  wanted.pendingSteps = 0;
   if (onGpu) {
     postError('training on WebGPU failed; switched to the CPU backend and restarted', err, 'session');
-    backendOverride = 'cpu';
-    resetWanted = true;
+    wanted.backendOverride = 'cpu';
+    wanted.reset = true;
     return true;
   }
   postError('training', err);
@@ -329,6 +341,16 @@ function loadWasm() {
   })();
   return wasmLoading;
 }
+
+// The layer kinds (the Rust table) go to the page once, as soon as the module is loaded:
+// the page builds its layer editor from them, then reads the link. Without the module the
+// page starts all the same, and the first build says why it cannot.
+loadWasm()
+  .then((mod) => JSON.parse(mod.layer_kinds()))
+  .then(
+    (kinds) => post({ type: 'kinds', kinds }),
+    (err) => post({ type: 'kinds', kinds: null, error: wasm ? `the wasm core gave no layer kinds: ${messageOf(err)}` : null }),
+  );
 
 async function fetchOk(url, what) {
   let response;
@@ -371,33 +393,17 @@ async function create(spec, config) {
 }
 
 async function rebuild() {
-  resetWanted = false;
-  attempted = rebuildKey(wanted, wantedSpec);
-  const state = wanted;
-  const spec = wantedSpec;
-  if (pg) {
-    pg.free();
-    pg = null;
-  }
-  if (twin) {
-    twin.free();
-    twin = null;
-  }
-  run += 1;
-  step = 0;
-  stepsPerCall = 1;
-  evalExamples = EVAL_MIN;
-  nextProbeAt = 0;
-  nextOutputsAt = 0;
-  nextViewAt = 0;
-  summary = null;
-  backendInfo = { backend: 'none', reason: 'building the model' };
+  wanted.reset = false;
+  const { state, spec } = wanted;
+  session.pg?.free();
+  session.twin?.free();
+  session = newSession(session.run + 1, rebuildKey(state, spec), 'building the model');
   postStatus(true);
 
   try {
     await Promise.all([loadWasm(), loadMnist()]);
     const config = toConfig(state);
-    if (backendOverride) config.backend = backendOverride;
+    if (wanted.backendOverride) config.backend = wanted.backendOverride;
     let built;
     try {
       built = await create(spec, config);
@@ -408,31 +414,31 @@ async function rebuild() {
       built.info.reason = `${config.backend} could not start (${messageOf(err)}); running on the CPU instead`;
     }
     const parsed = JSON.parse(spec);
-    task = state.task;
-    inputDims = parsed.input;
+    session.task = state.task;
+    session.inputDims = parsed.input;
     let transfer = null;
-    if (task === 'transfer') {
+    if (session.task === 'transfer') {
       // the fine-tuned run starts from the backbone; its twin from the same seed's fresh weights
       const bytes = await loadBackbone();
       transfer = { ...JSON.parse(built.pgNew.load_backbone(bytes)), source: new URL(BACKBONE_URL, import.meta.url).pathname };
       const twinConfig = { ...config, backend: built.info.backend === 'webgpu' ? config.backend : 'cpu', freeze: [] };
-      twin = (await create(spec, twinConfig)).pgNew;
+      session.twin = (await create(spec, twinConfig)).pgNew;
     }
-    pg = built.pgNew;
-    backendInfo = built.info;
-    applied = liveConfig(state);
-    outputsWanted = false;
-    summary = JSON.parse(pg.summary());
-    post({ type: 'model', run, summary, task, transfer });
-    probeWanted = true;
-    viewDirty = true;
+    session.pg = built.pgNew;
+    session.backendInfo = built.info;
+    session.applied = liveConfig(state);
+    wanted.outputs = false;
+    session.summary = JSON.parse(session.pg.summary());
+    post({ type: 'model', run: session.run, summary: session.summary, task: session.task, transfer });
+    wanted.probe = true;
+    wanted.viewDirty = true;
   } catch (err) {
-    pg = null;
-    twin?.free();
-    twin = null;
-    running = false;
-    pendingSteps = 0;
-    backendInfo = { backend: 'none', reason: 'the model did not build' };
+    session.pg = null;
+    session.twin?.free();
+    session.twin = null;
+    wanted.running = false;
+    wanted.pendingSteps = 0;
+    session.backendInfo = { backend: 'none', reason: 'the model did not build' };
     postError('could not build the model', err);
   }
   postStatus();
@@ -443,58 +449,58 @@ async function rebuild() {
 
 async function train(n) {
   const t0 = performance.now();
-  const report = JSON.parse(await pg.step(n));
+  const report = JSON.parse(await session.pg.step(n));
   report.twin = null;
-  if (twin) {
-    const r = JSON.parse(await twin.step(n));
+  if (session.twin) {
+    const r = JSON.parse(await session.twin.step(n));
     report.twin = { loss: r.loss, accuracy: r.accuracy };
   }
   const perStep = (performance.now() - t0) / n;
-  step = report.step;
+  session.step = report.step;
   // Next call: ~TARGET_CALL_MS of work, growing at most 2x per call.
   const ideal = Math.round(TARGET_CALL_MS / Math.max(perStep, 0.05));
-  stepsPerCall = Math.max(1, Math.min(MAX_STEPS_PER_CALL, ideal, stepsPerCall * 2));
-  post({ type: 'report', kind: 'train', run, ...report, steps_per_call: n });
+  session.stepsPerCall = Math.max(1, Math.min(MAX_STEPS_PER_CALL, ideal, session.stepsPerCall * 2));
+  post({ type: 'report', kind: 'train', run: session.run, ...report, steps_per_call: n });
   if (report.phase === 'diverged') {
-    running = false;
-    pendingSteps = 0;
+    wanted.running = false;
+    wanted.pendingSteps = 0;
     postStatus();
   }
 }
 
 async function probe() {
-  probeWanted = false;
-  outputsWanted = false;
+  wanted.probe = false;
+  wanted.outputs = false;
   const t0 = performance.now();
   const evalStart = performance.now();
-  const ev = JSON.parse(await pg.evaluate(evalExamples));
+  const ev = JSON.parse(await session.pg.evaluate(session.evalExamples));
   const evalMs = performance.now() - evalStart;
   // Keep evaluation near EVAL_TARGET_MS (within EVAL_MIN..EVAL_MAX examples).
   const perExample = evalMs / Math.max(1, ev.examples);
-  evalExamples = Math.max(EVAL_MIN, Math.min(EVAL_MAX, Math.round(EVAL_TARGET_MS / Math.max(perExample, 1e-3))));
+  session.evalExamples = Math.max(EVAL_MIN, Math.min(EVAL_MAX, Math.round(EVAL_TARGET_MS / Math.max(perExample, 1e-3))));
   let twinEval = null;
-  if (twin) {
-    const t = JSON.parse(await twin.evaluate(ev.examples));
+  if (session.twin) {
+    const t = JSON.parse(await session.twin.evaluate(ev.examples));
     twinEval = { val_loss: t.val_loss, val_accuracy: t.val_accuracy, metrics: t.metrics };
   }
 
-  const hasConv = summary?.layers.some((l) => l.kind === 'conv2d');
-  const f = hasConv ? JSON.parse(await pg.filters()) : null;
+  const hasConv = session.summary?.layers.some((l) => l.kind === 'conv2d');
+  const f = hasConv ? JSON.parse(await session.pg.filters()) : null;
   const filters = f ? { shape: f.shape, data: Float32Array.from(f.data) } : null;
   const transfer = filters ? [filters.data.buffer] : [];
   let digits = null;
   let outputs = null;
-  if (task === 'classify' && JSON.parse(wantedSpec).data?.source !== 'clutter') {
+  if (session.task === 'classify' && JSON.parse(wanted.spec).data?.source !== 'clutter') {
     digits = await probeDigits();
     transfer.push(digits.pixels.buffer, digits.labels.buffer, digits.preds.buffer, digits.confidence.buffer);
   } else {
-    outputs = JSON.parse(await pg.outputs(PROBE_OUTPUTS));
+    outputs = JSON.parse(await session.pg.outputs(PROBE_OUTPUTS));
   }
   post(
     {
       type: 'probe-result',
-      run,
-      step,
+      run: session.run,
+      step: session.step,
       val_loss: ev.val_loss,
       val_accuracy: ev.val_accuracy,
       examples: ev.examples,
@@ -508,12 +514,12 @@ async function probe() {
   );
   // Probing must not eat the training: at most ~20% of the time, and ~2.5 times a second.
   const took = performance.now() - t0;
-  nextProbeAt = performance.now() + Math.max(MIN_PROBE_INTERVAL_MS, 4 * took);
+  session.nextProbeAt = performance.now() + Math.max(MIN_PROBE_INTERVAL_MS, 4 * took);
 }
 
 /** MNIST classification: predictions for a spread of validation digits, with their pixels. */
 async function probeDigits() {
-  const p = JSON.parse(await pg.predict(PROBE_DIGITS));
+  const p = JSON.parse(await session.pg.predict(PROBE_DIGITS));
   const count = new DataView(mnist.buffer, mnist.byteOffset).getUint32(4, true);
   const pixelsPer = 784;
   const pixels = new Uint8Array(p.indices.length * pixelsPer);
@@ -532,19 +538,19 @@ async function probeDigits() {
 /** Decodes the outputs again and redraws them, without evaluating: after an NMS or score
  * threshold change, and between probes while training (at most ~20% of the time). */
 async function redrawOutputs() {
-  outputsWanted = false;
-  if (task === 'classify') return;
+  wanted.outputs = false;
+  if (session.task === 'classify') return;
   const t0 = performance.now();
-  const outputs = JSON.parse(await pg.outputs(PROBE_OUTPUTS));
-  post({ type: 'outputs-result', run, step, outputs });
-  nextOutputsAt = performance.now() + Math.max(MIN_OUTPUTS_INTERVAL_MS, 4 * (performance.now() - t0));
+  const outputs = JSON.parse(await session.pg.outputs(PROBE_OUTPUTS));
+  post({ type: 'outputs-result', run: session.run, step: session.step, outputs });
+  session.nextOutputsAt = performance.now() + Math.max(MIN_OUTPUTS_INTERVAL_MS, 4 * (performance.now() - t0));
 }
 
 /** The layer the views show: the one asked for if the model has it, else the first conv layer. */
 function viewedLayer() {
-  const layers = summary?.layers ?? [];
+  const layers = session.summary?.layers ?? [];
   return (
-    layers.find((l) => l.name === viewWanted.layer) ??
+    layers.find((l) => l.name === wanted.view.layer) ??
     layers.find((l) => l.kind === 'conv2d') ??
     layers[0] ??
     null
@@ -558,7 +564,7 @@ function viewedLayer() {
  * about once a second while training, and at once when the choice changes.
  */
 async function probeView() {
-  viewDirty = false;
+  wanted.viewDirty = false;
   const t0 = performance.now();
   try {
     await postView(viewedLayer());
@@ -566,12 +572,12 @@ async function probeView() {
     // the views are a side show: report, and keep training
     postError('the layer views', err);
   }
-  nextViewAt = performance.now() + Math.max(MIN_VIEW_INTERVAL_MS, 5 * (performance.now() - t0));
+  session.nextViewAt = performance.now() + Math.max(MIN_VIEW_INTERVAL_MS, 5 * (performance.now() - t0));
 }
 
 async function postView(layer) {
   if (!layer) return;
-  const missing = ['activations', 'weights', 'layer_filters'].filter((m) => typeof pg[m] !== 'function');
+  const missing = ['activations', 'weights', 'layer_filters'].filter((m) => typeof session.pg[m] !== 'function');
   const transfer = [];
   const floats = (xs) => {
     const a = Float32Array.from(xs);
@@ -580,12 +586,12 @@ async function postView(layer) {
   };
   const result = {
     type: 'view-result',
-    run,
-    step,
+    run: session.run,
+    step: session.step,
     layer: layer.name,
     kind: layer.kind,
-    example: viewWanted.example,
-    input: inputDims,
+    example: wanted.view.example,
+    input: session.inputDims,
     label: null,
     image: null,
     activation: null,
@@ -595,18 +601,18 @@ async function postView(layer) {
     missing,
   };
   if (!missing.includes('activations')) {
-    const a = JSON.parse(await pg.activations(viewWanted.example));
+    const a = JSON.parse(await session.pg.activations(wanted.view.example));
     result.label = a.label;
     result.image = floats(a.image);
     const mine = a.layers.find((l) => l.name === layer.name);
     if (mine) result.activation = { shape: mine.shape, data: floats(mine.data) };
   }
   if (layer.kind === 'conv2d' && !missing.includes('layer_filters')) {
-    const f = JSON.parse(await pg.layer_filters(layer.name));
+    const f = JSON.parse(await session.pg.layer_filters(layer.name));
     result.filters = { shape: f.shape, data: floats(f.data) };
   }
   if (!missing.includes('weights')) {
-    const w = JSON.parse(await pg.weights());
+    const w = JSON.parse(await session.pg.weights());
     const all = { count: 0, zeros: 0, near_zeros: 0 };
     for (const p of w.params) {
       if (p.group !== 'conv' && p.group !== 'linear') continue;
@@ -628,13 +634,13 @@ async function exportFile(what) {
     postError('export', `unknown export "${what}"`);
     return;
   }
-  if (typeof pg[method] !== 'function') {
+  if (typeof session.pg[method] !== 'function') {
     postError('export', `this build of the wasm core has no ${method}() yet`);
     return;
   }
   let data;
   try {
-    data = await pg[method]();
+    data = await session.pg[method]();
   } catch (err) {
     postError(`could not export ${EXPORT_FILES[what]}`, err);
     return;

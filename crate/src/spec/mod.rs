@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 
 pub mod data;
 pub mod infer;
+pub mod kinds;
 pub mod layer;
 mod shapes;
 #[cfg(test)]

@@ -3,7 +3,8 @@
 // the Rust side (`check_spec`, through `check`); each row shows its output shape and
 // parameter count or its own error, and "apply" is enabled only for a valid draft that
 // differs from the running model. Typing only updates readouts; rows are rebuilt only when
-// the list itself changes, so focus stays where the reader types.
+// the list itself changes, so focus stays where the reader types. The kinds and their
+// parameters are the Rust side's table (arch.js's KINDS, set before the editor is made).
 import { KINDS, newLayer, parseParam, sameLayers } from '../arch.js';
 
 const CHECK_DELAY_MS = 120;
@@ -47,7 +48,7 @@ export class LayerEditor {
 
     this.list = el('ol', { className: 'layer-list' });
     this.addKind = el('select', { testid: 'layer-add-kind', title: 'Kind of layer to add' });
-    for (const [kind, { about }] of Object.entries(KINDS)) this.addKind.add(new Option(`${kind} — ${about}`, kind));
+    for (const [kind, { about }] of Object.entries(KINDS ?? {})) this.addKind.add(new Option(`${kind} — ${about}`, kind));
     this.addAt = el('select', { testid: 'layer-add-at', title: 'Where the new layer goes' });
     this.addButton = el('button', { type: 'button', testid: 'layer-add', textContent: '+ Add' });
     this.showMeta = el('input', { type: 'checkbox', testid: 'layer-show-meta' });
@@ -144,7 +145,7 @@ export class LayerEditor {
   }
 
   row(layer, i, n) {
-    const kind = KINDS[layer.type];
+    const kind = KINDS?.[layer.type];
     const li = el('li', { className: 'layer-row', testid: 'layer-row', dataset: { index: String(i), kind: layer.type } });
     const fields = el('span', { className: 'layer-fields' });
     for (const param of kind?.params ?? []) {
@@ -302,7 +303,7 @@ export class LayerEditor {
 function typeErrors(layers) {
   const errors = new Map();
   layers.forEach((layer, i) => {
-    for (const param of KINDS[layer.type]?.params ?? []) {
+    for (const param of KINDS?.[layer.type]?.params ?? []) {
       if (layer[param.key] === undefined) continue;
       const parsed = parseParam(param, layer[param.key]);
       if (parsed.error) errors.set(`${i}:${param.key}`, parsed.error);
