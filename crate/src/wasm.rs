@@ -12,7 +12,7 @@ use wasm_bindgen_futures::future_to_promise;
 
 use crate::data::Mnist;
 use crate::error::Error;
-use crate::spec::ModelSpec;
+use crate::spec::{ModelSpec, ValidSpec};
 use crate::trainer::{TrainConfig, Trainer};
 
 fn js(e: Error) -> JsValue {
@@ -48,14 +48,15 @@ impl Playground {
     /// does not need it (shapes scenes).
     pub fn create(spec_json: String, config_json: String, mnist: Vec<u8>) -> Promise {
         future_to_promise(async move {
-            let spec = ModelSpec::from_json(&spec_json).map_err(js)?;
+            // validated once, here: the trainer and `summary` use its plan
+            let spec = ModelSpec::parse(&spec_json).and_then(ValidSpec::new).map_err(js)?;
             let config = TrainConfig::from_json(&config_json).map_err(js)?;
             let data = if mnist.is_empty() {
                 None
             } else {
                 Some(Mnist::parse(&mnist).map_err(js)?)
             };
-            let trainer = Trainer::create(spec, config, data).await.map_err(js)?;
+            let trainer = Trainer::create_valid(spec, config, data).await.map_err(js)?;
             Ok(Playground {
                 inner: Rc::new(RefCell::new(trainer)),
             }
@@ -73,7 +74,7 @@ impl Playground {
     /// params, flops}]} of the current model.
     pub fn summary(&self) -> Result<String, JsValue> {
         let t = self.inner.try_borrow().map_err(|_| busy())?;
-        let plan = t.spec().validate().map_err(js)?;
+        let plan = t.plan();
         Ok(serde_json::json!({ "params": plan.params, "flops": plan.flops, "activations": plan.activations, "layers": plan.layers }).to_string())
     }
 

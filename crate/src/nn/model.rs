@@ -1,15 +1,15 @@
 //! A model built from a validated spec: a DAG of layers whose parameters live in a
 //! `ParamStore`, initialised as PyTorch does by default.
 
-use serde::{Deserialize, Serialize};
-
 use super::{ParamKind, ParamStore};
 use crate::autograd::{Tape, Var};
 use crate::backend::{Activation, Backend, Conv2dParams, ConvTransposeParams, PoolParams, UpsampleMode};
 use crate::data::Rng;
 use crate::error::{Error, Result};
-use crate::spec::{DropoutScaling, LayerSpec, ModelSpec, Source};
+use crate::spec::{DropoutScaling, LayerSpec, ModelSpec, Plan, Source, ValidSpec};
 use crate::tensor::{Shape, Tensor};
+
+pub use crate::spec::train::Mode;
 
 pub enum Layer {
     /// x (N,C,H,W) -> (N,O,OH,OW); params: weight (O,C,K,K), bias (O)
@@ -133,17 +133,6 @@ impl Forward {
     }
 }
 
-/// How a forward pass treats dropout and batch norm (PyTorch's `model.train()` / `model.eval()`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Dropout masks units; batch norm uses (and updates) batch statistics.
-    #[default]
-    Train,
-    /// No masks (classic dropout scales by 1-p); batch norm uses its running statistics.
-    Eval,
-}
-
 /// One layer of the graph and where it reads from (in the order of the spec, which is a
 /// topological order: every source comes earlier).
 pub struct Node {
@@ -165,7 +154,16 @@ impl Model {
     /// Parameters are named `{layer name}.weight` / `.bias`, the layer name being its index
     /// unless the spec names it, as in PyTorch's state dict.
     pub fn build(spec: &ModelSpec, backend: &dyn Backend, rng: &mut Rng) -> Result<(Model, ParamStore)> {
-        let plan = spec.validate()?;
+        Self::from_plan(spec, &spec.validate()?, backend, rng)
+    }
+
+    /// As `build`, for a spec validated already: its plan is used, not recomputed.
+    pub fn build_valid(spec: &ValidSpec, backend: &dyn Backend, rng: &mut Rng) -> Result<(Model, ParamStore)> {
+        Self::from_plan(spec.spec(), spec.plan(), backend, rng)
+    }
+
+    /// `build` given the spec's plan (which must be the spec's own: `ValidSpec` guarantees it).
+    fn from_plan(spec: &ModelSpec, plan: &Plan, backend: &dyn Backend, rng: &mut Rng) -> Result<(Model, ParamStore)> {
         let mut store = ParamStore::default();
         let mut nodes = Vec::with_capacity(spec.layers.len());
         for (i, lp) in plan.layers.iter().enumerate() {

@@ -7,22 +7,12 @@
 //! single parameter group. `weight_decay` is ignored by SGD and Adam (their coupled decay
 //! is the L2 regularizer, nn/regularize.rs).
 
-use serde::{Deserialize, Serialize};
-
 use super::ParamStore;
 use crate::backend::{AdamHyper, Backend, SgdHyper};
 use crate::error::Result;
 use crate::tensor::Tensor;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum OptimizerKind {
-    Sgd,
-    #[default]
-    Adam,
-    /// Serialized "adamw".
-    AdamW,
-}
+pub use crate::spec::train::OptimizerKind;
 
 pub struct Optimizer {
     kind: OptimizerKind,

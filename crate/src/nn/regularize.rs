@@ -24,40 +24,13 @@
 //! - Parameters without a gradient (frozen) get neither a gradient term nor a proximal step,
 //!   but still count in the penalty when targeted.
 
-use serde::{Deserialize, Serialize};
-
 use super::{ParamKind, ParamStore};
 use crate::backend::Backend;
 use crate::error::Result;
+use crate::spec::TrainConfig;
 use crate::tensor::Tensor;
 
-/// Which parameters a regularizer applies to. Serialized in snake_case.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum RegTarget {
-    /// Conv kernels and linear weights (not biases, not normalisation parameters).
-    #[default]
-    Weights,
-    /// Conv kernels only (transposed convolutions' included).
-    Conv,
-    /// Linear weights only.
-    Linear,
-    /// The first conv kernel in the parameter store.
-    FirstConv,
-    /// Every parameter.
-    All,
-}
-
-/// How the L1 term acts. Serialized in lowercase.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum L1Mode {
-    /// l1·sign(w) is added to the gradient.
-    #[default]
-    Penalty,
-    /// Soft threshold by lr·l1 after the optimizer update.
-    Proximal,
-}
+pub use crate::spec::train::{L1Mode, RegTarget};
 
 /// Parameter groups as regularizers see them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,5 +157,18 @@ impl Regularizer {
             }
         }
         Ok(())
+    }
+}
+
+impl TrainConfig {
+    /// The regularization this config asks for.
+    pub fn regularizer(&self) -> Regularizer {
+        Regularizer {
+            l1: self.l1,
+            l2: self.l2,
+            l1_target: self.l1_target,
+            l2_target: self.l2_target,
+            l1_mode: self.l1_mode,
+        }
     }
 }

@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::autograd::{Tape, Var};
 use crate::backend::PointLoss;
 use crate::error::{shape_err, Result};
-use crate::spec::{ModelSpec, Task};
+use crate::spec::{ModelSpec, Task, TrainConfig};
 use crate::tasks::data::Example;
 use crate::tasks::grid;
 use crate::tasks::metrics::{self, Detection, SegConfusion, Truth};
@@ -35,6 +35,16 @@ pub const MAP_SCORE_FLOOR: f32 = 0.01;
 pub struct HeadOptions {
     pub box_weight: f32,
     pub dice: f32,
+}
+
+impl TrainConfig {
+    /// The loss settings this config asks for.
+    pub(crate) fn heads(&self) -> HeadOptions {
+        HeadOptions {
+            box_weight: self.box_weight,
+            dice: self.dice,
+        }
+    }
 }
 
 /// The loss terms of one mini-batch on the tape.

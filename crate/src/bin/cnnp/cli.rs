@@ -10,7 +10,7 @@ use cnn_playground::nn::regularize::{first_conv, group, Group};
 use cnn_playground::nn::{self, export::model_py, io::load_safetensors, Mode, Model};
 use cnn_playground::nn::{L1Mode, OptimizerKind, RegTarget};
 use cnn_playground::probe::{weight_stats, WeightStats, NEAR_ZERO};
-use cnn_playground::tasks::data::Source;
+use cnn_playground::spec::{DataSource, ValidSpec};
 use cnn_playground::{Error, ModelSpec, Result, TrainConfig, Trainer};
 
 use crate::npy;
@@ -360,12 +360,12 @@ async fn train(
             problem: "needs --eval-every N: it is checked at each validation".into(),
         });
     }
-    let spec = read_spec(spec_path)?;
-    let mnist = match spec.data_config().source {
-        Source::Shapes => None,
-        Source::Mnist | Source::Clutter => Some(load_mnist(data)?),
+    let spec = ValidSpec::new(parse_spec(spec_path)?)?;
+    let mnist = match spec.spec().data_config().source {
+        DataSource::Shapes => None,
+        DataSource::Mnist | DataSource::Clutter => Some(load_mnist(data)?),
     };
-    let mut trainer = Trainer::create(spec, config.clone(), mnist).await?;
+    let mut trainer = Trainer::create_valid(spec, config.clone(), mnist).await?;
     println!("backend {} ({})", trainer.backend_name(), trainer.backend_reason());
     if let Some(path) = backbone {
         let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
@@ -453,7 +453,7 @@ async fn train(
     }
     let seconds = start.elapsed().as_secs_f64();
     let val = trainer.evaluate(0).await?;
-    let train_examples = if trainer.data().config().source == Source::Mnist {
+    let train_examples = if trainer.data().config().source == DataSource::Mnist {
         2000
     } else {
         256
@@ -508,8 +508,15 @@ async fn train(
 }
 
 fn read_spec(path: &Path) -> Result<ModelSpec> {
+    let spec = parse_spec(path)?;
+    spec.validate()?;
+    Ok(spec)
+}
+
+/// The spec in a file, parsed but not validated.
+fn parse_spec(path: &Path) -> Result<ModelSpec> {
     let text = std::fs::read_to_string(path).map_err(|e| io_err(path, e))?;
-    ModelSpec::from_json(&text)
+    ModelSpec::parse(&text)
 }
 
 /// Writes DIR/model.py and DIR/weights.safetensors.
