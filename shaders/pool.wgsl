@@ -11,7 +11,7 @@
 struct PoolParams {
     planes: u32,   // N·C
     h: u32, w: u32,
-    oh: u32, ow: u32,
+    oh: u32, ow: u32,  // the switch kernels read only oh·ow, the switches per plane
     k: u32, stride: u32, pad: u32,
     count: u32,    // threads of this dispatch
     _pad0: u32, _pad1: u32, _pad2: u32,

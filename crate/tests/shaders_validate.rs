@@ -1,10 +1,14 @@
 //! Every WGSL file in shaders/ parses and validates with naga (the WGSL front end wgpu
-//! itself uses), so shader errors show up in CI without a GPU. Also checks the house
-//! naming rule: entry points are `family_variant`, where `family` is the file stem.
+//! itself uses), so shader errors show up in CI without a GPU. The shader families come
+//! from the GPU backend's own table (`SHADER_FAMILIES`, which warm-up builds from), and
+//! every file on disk must be in it. Also checks the house naming rule: entry points are
+//! `family_variant`, where `family` is the file stem.
 
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::path::{Path, PathBuf};
+
+use cnn_playground::backend::gpu::SHADER_FAMILIES;
 
 fn shader_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shaders")
@@ -47,19 +51,36 @@ fn the_op_families_all_have_a_shader_file() {
         .iter()
         .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
         .collect();
-    for family in [
-        "conv2d",
-        "matmul",
-        "pool",
-        "elementwise",
-        "loss",
-        "optim",
-        "upsample",
-        "batchnorm",
-        "regularize",
-        "concat",
-    ] {
+    for family in SHADER_FAMILIES.iter().map(|f| f.name) {
         assert!(names.iter().any(|n| n == family), "shaders/{family}.wgsl is missing");
+    }
+    for name in &names {
+        assert!(
+            SHADER_FAMILIES.iter().any(|f| f.name == name),
+            "shaders/{name}.wgsl is in no family of backend::gpu::SHADER_FAMILIES"
+        );
+    }
+}
+
+#[test]
+fn the_table_holds_each_file_and_its_kernels_exist() {
+    for family in SHADER_FAMILIES {
+        let path = shader_dir().join(format!("{}.wgsl", family.name));
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(
+            family.source,
+            on_disk,
+            "{}: the table's source is not the file",
+            path.display()
+        );
+        let entries = validate(&path).unwrap_or_else(|e| panic!("{e}"));
+        for entry in family.entry_points() {
+            assert!(
+                entries.iter().any(|e| e == entry),
+                "{}: kernel `{entry}` is not an entry point of the shader",
+                path.display()
+            );
+        }
     }
 }
 

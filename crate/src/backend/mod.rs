@@ -3,6 +3,7 @@
 //! one at run time, because whether WebGPU exists is only known at run time.
 
 pub mod cpu;
+pub mod geometry;
 pub mod gpu;
 
 use std::future::Future;
@@ -10,60 +11,11 @@ use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::tensor::{Indices, Shape, Tensor};
-
-/// Convolution geometry: square kernel, same stride and zero padding on both axes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Conv2dParams {
-    pub stride: usize,
-    pub padding: usize,
-}
-
-/// Transposed convolution geometry (PyTorch's `ConvTranspose2d`): square kernel, same stride
-/// and padding on both axes; `output_padding` (< stride) adds rows and columns at the far
-/// end, so that OH = (H-1)·stride - 2·padding + K + output_padding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConvTransposeParams {
-    pub stride: usize,
-    pub padding: usize,
-    pub output_padding: usize,
-}
-
-impl ConvTransposeParams {
-    /// The convolution this one is the adjoint of: conv2d maps (N,O,OH,OW) back to (N,C,H,W).
-    pub fn conv(&self) -> Conv2dParams {
-        Conv2dParams {
-            stride: self.stride,
-            padding: self.padding,
-        }
-    }
-}
-
-/// Output length of a transposed convolution along one axis, None when it is not positive.
-pub fn transposed_out_len(input: usize, kernel: usize, p: ConvTransposeParams) -> Option<usize> {
-    let full = input.checked_sub(1)? * p.stride + kernel + p.output_padding;
-    full.checked_sub(2 * p.padding).filter(|&len| len > 0)
-}
-
-/// Pooling geometry (PyTorch's `MaxPool2d` / `AvgPool2d`, floor mode): square window
-/// `kernel`, step `stride`, `padding` cells on every side, at most kernel/2. Max pooling
-/// pads with -inf; avg pooling counts the padding (count_include_pad=True: divide by K²).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PoolParams {
-    pub kernel: usize,
-    pub stride: usize,
-    pub padding: usize,
-}
-
-/// Output length of a convolution or pooling along one axis.
-pub fn out_len(input: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
-    let padded = input + 2 * padding;
-    if stride == 0 || padded < kernel {
-        return None;
-    }
-    Some((padded - kernel) / stride + 1)
-}
+pub use geometry::{
+    out_len, pool_window, transposed_out_len, upsample_source, Conv2dParams, ConvTransposeParams, PoolParams,
+};
 
 /// Elementwise nonlinearities. Serialized in specs as the layer type.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -104,25 +56,6 @@ impl UpsampleMode {
     }
 }
 
-/// Where output row (or column) `dst` of an upsampling by `scale` reads its input of length
-/// `len`: the two neighbours (i0, i1) and the weight λ of i1, so that y = (1-λ)·x[i0] + λ·x[i1].
-/// Nearest: i0 = i1 = dst / scale, λ = 0. Bilinear (align_corners=False): the source
-/// coordinate (dst + 0.5)/scale - 0.5, clamped at 0; i1 clamped at the last cell.
-pub fn upsample_source(dst: usize, scale: usize, len: usize, mode: UpsampleMode) -> (usize, usize, f32) {
-    match mode {
-        UpsampleMode::Nearest => {
-            let i = (dst / scale).min(len.saturating_sub(1));
-            (i, i, 0.0)
-        }
-        UpsampleMode::Bilinear => {
-            let src = ((dst as f32 + 0.5) / scale as f32 - 0.5).max(0.0);
-            let i0 = (src.floor() as usize).min(len.saturating_sub(1));
-            let i1 = (i0 + 1).min(len.saturating_sub(1));
-            (i0, i1, src - i0 as f32)
-        }
-    }
-}
-
 /// SGD with momentum, PyTorch's convention: v = momentum·v + g; p -= lr·v.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SgdHyper {
@@ -142,6 +75,20 @@ pub struct AdamHyper {
     pub eps: f32,
     pub weight_decay: f32,
     pub t: u32,
+}
+
+impl AdamHyper {
+    /// The bias corrections (1 - β1ᵗ, 1 - β2ᵗ); the step count t starts at 1.
+    pub fn bias_corrections(&self) -> Result<(f32, f32)> {
+        if self.t == 0 {
+            return Err(Error::Config {
+                field: "adam.t",
+                problem: "step count starts at 1".into(),
+            });
+        }
+        let t = self.t as i32;
+        Ok((1.0 - self.beta1.powi(t), 1.0 - self.beta2.powi(t)))
+    }
 }
 
 /// What softmax cross-entropy returns: the mean loss (shape [1]), its gradient with respect
@@ -198,6 +145,9 @@ pub struct BatchNormOut {
 /// A boxed future, so that `read` stays callable through `&dyn Backend`.
 pub type ReadFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<f32>>> + 'a>>;
 
+/// The op contract. Each `// ---- family ----` section below is one op family, named alike
+/// everywhere: `cpu/<family>.rs`, `gpu/<family>.rs`, `shaders/<family>.wgsl` and its entry
+/// points `<family>_<variant>`; `geometry.rs` checks the shapes of every op for both backends.
 pub trait Backend {
     /// "cpu" or "webgpu".
     fn name(&self) -> &'static str;
@@ -212,7 +162,7 @@ pub trait Backend {
     /// Submits work encoded so far (no-op on the CPU).
     fn flush(&self) -> Result<()>;
 
-    // ---- convolution -----------------------------------------------------------------
+    // ---- conv2d: convolution and transposed convolution -------------------------------------
     /// x (N,C,H,W), w (O,C,K,K), b (O) -> y (N,O,OH,OW)
     fn conv2d(&self, x: &Tensor, w: &Tensor, b: &Tensor, p: Conv2dParams) -> Result<Tensor>;
     /// dy (N,O,OH,OW), w (O,C,K,K) -> dx (N,C,H,W) with H, W taken from `x_shape`
@@ -238,20 +188,29 @@ pub trait Backend {
         p: ConvTransposeParams,
     ) -> Result<(Tensor, Tensor, Tensor)>;
 
-    // ---- fully connected (PyTorch layout: w is (out, in)) -----------------------------
+    // ---- linear: fully connected (PyTorch layout: w is (out, in)) ---------------------------
     /// x (N,K), w (O,K), b (O) -> y (N,O) = x·wᵀ + b
     fn linear(&self, x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor>;
     /// dy (N,O), x (N,K), w (O,K) -> (dx (N,K), dw (O,K), db (O))
     fn linear_backward(&self, dy: &Tensor, x: &Tensor, w: &Tensor) -> Result<(Tensor, Tensor, Tensor)>;
 
-    // ---- activations -----------------------------------------------------------------
+    // ---- elementwise: activations, dropout masks, scaling, residual add, accumulation -------
     /// y = f(x), any shape
     fn activation(&self, x: &Tensor, a: Activation) -> Result<Tensor>;
     /// dx = dy · f'(x), with f' taken from the input x (relu, leaky relu) or the output y
     /// (tanh: 1 - y², sigmoid: y(1 - y))
     fn activation_backward(&self, dy: &Tensor, x: &Tensor, y: &Tensor, a: Activation) -> Result<Tensor>;
+    /// x, mask (same shape, 0/1 drawn by the caller) -> y = x·mask·scale. Inverted dropout
+    /// uses scale = 1/(1-p); the op is linear in x, so its backward is dx = mul_mask(dy, mask, scale)
+    fn mul_mask(&self, x: &Tensor, mask: &Tensor, scale: f32) -> Result<Tensor>;
+    /// x (any) -> y = s·x (classic dropout at evaluation: s = 1-p); backward dx = s·dy
+    fn scale(&self, x: &Tensor, s: f32) -> Result<Tensor>;
+    /// a, b (same shape) -> y = a + b; backward: da = db = dy
+    fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor>;
+    /// acc += x, same shape (gradient accumulation, running metrics)
+    fn add_assign(&self, acc: &mut Tensor, x: &Tensor) -> Result<()>;
 
-    // ---- pooling (zero or -inf padding, floor mode) ---------------------------------------
+    // ---- pool: windows (zero or -inf padding, floor mode), global average, max-unpooling ----
     /// x (N,C,H,W) -> (y (N,C,OH,OW), argmax indices (N,C,OH,OW) into each unpadded H·W
     /// plane); the first maximum of a window wins, a NaN beats any number (as in PyTorch)
     fn max_pool2d(&self, x: &Tensor, p: PoolParams) -> Result<(Tensor, Indices)>;
@@ -261,20 +220,6 @@ pub trait Backend {
     fn avg_pool2d(&self, x: &Tensor, p: PoolParams) -> Result<Tensor>;
     /// dy (N,C,OH,OW) -> dx (N,C,H,W): each dy/K² added to the cells of its window
     fn avg_pool2d_backward(&self, dy: &Tensor, x_shape: &Shape, p: PoolParams) -> Result<Tensor>;
-
-    // ---- graph ops: dropout, residual add, channel concat, global pool, unpooling -------
-    /// x, mask (same shape, 0/1 drawn by the caller) -> y = x·mask·scale. Inverted dropout
-    /// uses scale = 1/(1-p); the op is linear in x, so its backward is dx = mul_mask(dy, mask, scale)
-    fn mul_mask(&self, x: &Tensor, mask: &Tensor, scale: f32) -> Result<Tensor>;
-    /// x (any) -> y = s·x (classic dropout at evaluation: s = 1-p); backward dx = s·dy
-    fn scale(&self, x: &Tensor, s: f32) -> Result<Tensor>;
-    /// a, b (same shape) -> y = a + b; backward: da = db = dy
-    fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor>;
-    /// xs[i] (N,Ci,H,W) -> y (N,ΣCi,H,W), in order along the channels; also (N,Ci) -> (N,ΣCi)
-    fn concat_channels(&self, xs: &[&Tensor]) -> Result<Tensor>;
-    /// x (N,C,H,W) -> y (N,len,H,W) = channels start..start+len (also (N,C) -> (N,len));
-    /// concat's backward: dxs[i] = slice_channels(dy, ΣC<i, Ci)
-    fn slice_channels(&self, x: &Tensor, start: usize, len: usize) -> Result<Tensor>;
     /// x (N,C,H,W) -> y (N,C), the mean of each H·W plane (AdaptiveAvgPool2d(1) + flatten)
     fn global_avg_pool(&self, x: &Tensor) -> Result<Tensor>;
     /// dy (N,C) -> dx (N,C,H,W) = dy/(H·W) on every cell of the plane
@@ -287,13 +232,20 @@ pub trait Backend {
     /// backward: every x whose switch points at a cell gets that cell's dy, collisions too)
     fn max_unpool2d_backward(&self, dy: &Tensor, idx: &Indices) -> Result<Tensor>;
 
-    // ---- upsampling (integer scale) ------------------------------------------------------
+    // ---- concat: channel concat and its backward, the channel slice -------------------------
+    /// xs[i] (N,Ci,H,W) -> y (N,ΣCi,H,W), in order along the channels; also (N,Ci) -> (N,ΣCi)
+    fn concat_channels(&self, xs: &[&Tensor]) -> Result<Tensor>;
+    /// x (N,C,H,W) -> y (N,len,H,W) = channels start..start+len (also (N,C) -> (N,len));
+    /// concat's backward: dxs[i] = slice_channels(dy, ΣC<i, Ci)
+    fn slice_channels(&self, x: &Tensor, start: usize, len: usize) -> Result<Tensor>;
+
+    // ---- upsample: integer scale ------------------------------------------------------------
     /// x (N,C,H,W) -> y (N,C,H·s,W·s), nearest or bilinear (align_corners=False)
     fn upsample2d(&self, x: &Tensor, scale: usize, mode: UpsampleMode) -> Result<Tensor>;
     /// dy (N,C,H·s,W·s) -> dx (N,C,H,W): each dy shared among the inputs it was read from
     fn upsample2d_backward(&self, dy: &Tensor, x_shape: &Shape, scale: usize, mode: UpsampleMode) -> Result<Tensor>;
 
-    // ---- batch normalization (PyTorch's BatchNorm2d on (N,C,H,W), BatchNorm1d on (N,C)) -------
+    // ---- batch_norm: PyTorch's BatchNorm2d on (N,C,H,W), BatchNorm1d on (N,C) -----------------
     // Statistics run over n = N·H·W values per channel ((N,C) counts as H = W = 1);
     // xhat = (x - mean)·invstd, y = gamma·xhat + beta, gamma and beta (C).
     /// x (N,C,H,W) or (N,C), gamma (C), beta (C) -> y (like x) normalized with the batch's
@@ -346,7 +298,7 @@ pub trait Backend {
         momentum: f32,
     ) -> Result<()>;
 
-    // ---- loss --------------------------------------------------------------------------
+    // ---- loss -------------------------------------------------------------------------------
     /// logits (N,K), labels (N) -> mean cross-entropy of softmax(logits), its gradient and
     /// the count of correct argmax predictions
     fn softmax_cross_entropy(&self, logits: &Tensor, labels: &Indices) -> Result<CrossEntropy>;
@@ -373,16 +325,14 @@ pub trait Backend {
     /// (N,K,H,W). Also logits (N,K) with labels (N).
     fn softmax_dice(&self, logits: &Tensor, labels: &Indices, scale: f32) -> Result<LossGrad>;
 
-    // ---- accumulation and optimizers ---------------------------------------------------------
-    /// acc += x, same shape (gradient accumulation, running metrics)
-    fn add_assign(&self, acc: &mut Tensor, x: &Tensor) -> Result<()>;
+    // ---- optim: optimizer steps -------------------------------------------------------------
     /// p, g, v same shape; updates p and the momentum buffer v in place
     fn sgd_step(&self, p: &mut Tensor, g: &Tensor, v: &mut Tensor, h: SgdHyper) -> Result<()>;
     /// p, g, m, v same shape; updates p and both moment buffers in place (AdamW when
     /// h.weight_decay > 0: p is first scaled by 1 - lr·weight_decay)
     fn adam_step(&self, p: &mut Tensor, g: &Tensor, m: &mut Tensor, v: &mut Tensor, h: AdamHyper) -> Result<()>;
 
-    // ---- regularization (nn/regularize.rs picks the parameters) -------------------------
+    // ---- regularize: L1/L2 penalties (nn/regularize.rs picks the parameters) ----------------
     /// w (any), acc (1): acc += l1·Σ|w| + (l2/2)·Σw²  (the penalty term added to the loss)
     fn l1_l2_penalty(&self, w: &Tensor, l1: f32, l2: f32, acc: &mut Tensor) -> Result<()>;
     /// g, w same shape: g += l1·sign(w) + l2·w, the penalty's gradient, with sign(0) = 0

@@ -1,8 +1,18 @@
 //! One layer's shape rule: its output shape, parameter count and FLOPs from its input
 //! shapes (validation's phase 3, infer.rs), or the problem in words.
+//!
+//! The layers that are one backend op take their output shape from that op's checked
+//! geometry (`backend::geometry`) run on a batch of one image, so a spec that validates is
+//! one the backends accept. The checks here come first and say what is wrong in the spec's
+//! terms; each leaves the geometry one way to fail, which is reported in those terms too.
 
 use super::{LayerSpec, Padding};
-use crate::backend::{out_len, transposed_out_len, ConvTransposeParams};
+use crate::backend::geometry::{
+    image_batch, BatchNormGeom, ConcatGeom, ConvGeom, ConvTransposeGeom, GlobalPoolGeom, PoolGeom, UnpoolGeom,
+    UpsampleGeom,
+};
+use crate::backend::{Conv2dParams, ConvTransposeParams, PoolParams};
+use crate::tensor::Shape;
 
 fn chw(shape: &[usize], what: &str) -> std::result::Result<[usize; 3], String> {
     match *shape {
@@ -45,13 +55,16 @@ pub(super) fn infer_layer(
             if pad >= *kernel {
                 return Err(format!("padding {pad} must be smaller than the kernel {kernel}"));
             }
-            let (Some(oh), Some(ow)) = (out_len(h, *kernel, *stride, pad), out_len(w, *kernel, *stride, pad)) else {
-                return Err(format!(
-                    "kernel {kernel} (padding {pad}) is larger than the {h}×{w} input"
-                ));
+            let p = Conv2dParams {
+                stride: *stride,
+                padding: pad,
             };
+            let weight = Shape::new(&[*out, c, *kernel, *kernel]);
+            let g = ConvGeom::new("conv2d", &image_batch(x), &weight, p)
+                .map_err(|_| format!("kernel {kernel} (padding {pad}) is larger than the {h}×{w} input"))?;
+            let (oh, ow) = (g.oh, g.ow);
             (
-                vec![*out, oh, ow],
+                vec![g.o, oh, ow],
                 out * c * kernel * kernel + out,
                 2 * out * oh * ow * c * kernel * kernel,
             )
@@ -79,13 +92,12 @@ pub(super) fn infer_layer(
                 padding: *padding,
                 output_padding: *output_padding,
             };
-            let (Some(oh), Some(ow)) = (transposed_out_len(h, *kernel, p), transposed_out_len(w, *kernel, p)) else {
-                return Err(format!(
-                    "padding {padding} leaves no output for the {h}×{w} input (kernel {kernel}, stride {stride})"
-                ));
-            };
+            let (weight, bias) = (Shape::new(&[c, *out, *kernel, *kernel]), Shape::new(&[*out]));
+            let g = ConvTransposeGeom::new("conv_transpose2d", &image_batch(x), &weight, &bias, p).map_err(|_| {
+                format!("padding {padding} leaves no output for the {h}×{w} input (kernel {kernel}, stride {stride})")
+            })?;
             (
-                vec![*out, oh, ow],
+                vec![g.o, g.oh, g.ow],
                 c * out * kernel * kernel + out,
                 2 * c * h * w * out * kernel * kernel,
             )
@@ -107,7 +119,7 @@ pub(super) fn infer_layer(
             (x.clone(), 0, 0)
         }
         LayerSpec::MaxPool { size, stride, padding } | LayerSpec::AvgPool { size, stride, padding } => {
-            let [c, h, w] = chw(x, "")?;
+            let [_, h, w] = chw(x, "")?;
             let s = stride.unwrap_or(*size);
             if *size == 0 || s == 0 {
                 return Err(format!("size ({size}) and stride ({s}) must be at least 1"));
@@ -115,30 +127,41 @@ pub(super) fn infer_layer(
             if 2 * padding > *size {
                 return Err(format!("padding {padding} must be at most half the window {size}"));
             }
-            let (Some(oh), Some(ow)) = (out_len(h, *size, s, *padding), out_len(w, *size, s, *padding)) else {
-                return Err(format!("window {size} is larger than the {h}×{w} input"));
+            let p = PoolParams {
+                kernel: *size,
+                stride: s,
+                padding: *padding,
             };
-            (vec![c, oh, ow], 0, 0)
+            let name = match op {
+                LayerSpec::MaxPool { .. } => "max_pool2d",
+                _ => "avg_pool2d",
+            };
+            let g = PoolGeom::new(name, &image_batch(x), p)
+                .map_err(|_| format!("window {size} is larger than the {h}×{w} input"))?;
+            (vec![g.c, g.oh, g.ow], 0, 0)
         }
         LayerSpec::GlobalAvgPool {} => {
-            let [c, h, w] = chw(x, "")?;
-            (vec![c], 0, c * h * w)
+            chw(x, "")?;
+            // cannot fail: no shape has a zero dimension (phase 1 and every rule here see to it)
+            let g = GlobalPoolGeom::new("global_avg_pool", &image_batch(x)).map_err(|e| e.to_string())?;
+            (vec![g.c], 0, g.c * g.h * g.w)
         }
         LayerSpec::MaxUnpool { pool } => {
             let (pool_in, pool_out) = pool_of(pool)?;
-            if *x != pool_out {
-                return Err(format!(
-                    "its input {x:?} must have the shape of pool \"{pool}\"'s output {pool_out:?}"
-                ));
-            }
-            (pool_in, 0, 0)
+            // x must be the pool's output exactly: the switches have that shape
+            let (x_, idx, out) = (image_batch(x), image_batch(&pool_out), image_batch(&pool_in));
+            let g = UnpoolGeom::new("max_unpool2d", &x_, &idx, &out)
+                .map_err(|_| format!("its input {x:?} must have the shape of pool \"{pool}\"'s output {pool_out:?}"))?;
+            (vec![g.c, g.h, g.w], 0, 0)
         }
         LayerSpec::Upsample { scale, .. } => {
-            let [c, h, w] = chw(x, "")?;
+            chw(x, "")?;
             if *scale == 0 {
                 return Err(format!("scale ({scale}) must be at least 1"));
             }
-            (vec![c, h * scale, w * scale], 0, 0)
+            // cannot fail now: no shape has a zero dimension (phase 1 and every rule here see to it)
+            let g = UpsampleGeom::new("upsample2d", &image_batch(x), *scale).map_err(|e| e.to_string())?;
+            (vec![g.c, g.oh, g.ow], 0, 0)
         }
         LayerSpec::BatchNorm { momentum, eps } => {
             if !(momentum.is_finite() && *momentum > 0.0 && *momentum <= 1.0) {
@@ -147,11 +170,9 @@ pub(super) fn infer_layer(
             if !(eps.is_finite() && *eps > 0.0) {
                 return Err(format!("eps {eps} must be a positive number"));
             }
-            if x.len() != 3 && x.len() != 1 {
-                return Err("needs a (C,H,W) or flat input".into());
-            }
-            let n: usize = x.iter().product();
-            (x.clone(), 2 * x[0], 4 * n)
+            let g = BatchNormGeom::new("batch_norm", &image_batch(x), &[])
+                .map_err(|_| "needs a (C,H,W) or flat input".to_string())?;
+            (x.clone(), 2 * g.c, 4 * g.c * g.hw)
         }
         LayerSpec::Dropout { p, .. } => {
             if !(p.is_finite() && (0.0..1.0).contains(p)) {
@@ -188,16 +209,14 @@ pub(super) fn infer_layer(
             (vec![b1 + b3 + b5 + pool_proj, h, w], params, 2 * macs * h * w)
         }
         LayerSpec::Concat {} => {
-            let rest = |s: &Vec<usize>| s[1..].to_vec();
-            if ins.iter().any(|s| s.len() != x.len() || rest(s) != rest(x)) {
-                return Err(format!(
+            let batch: Vec<Shape> = ins.iter().map(|s| image_batch(s)).collect();
+            let g = ConcatGeom::new("concat_channels", &batch.iter().collect::<Vec<_>>()).map_err(|_| {
+                format!(
                     "inputs must agree on every axis but channels, got {}",
                     ins.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ")
-                ));
-            }
-            let mut out = x.clone();
-            out[0] = ins.iter().map(|s| s[0]).sum();
-            (out, 0, 0)
+                )
+            })?;
+            (g.dims[1..].to_vec(), 0, 0)
         }
         LayerSpec::Add {} => {
             if ins.iter().any(|s| s != x) {

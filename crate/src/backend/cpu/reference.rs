@@ -1,7 +1,7 @@
 //! The plain nested-loop convolution, written exactly as the definition reads. The fast
-//! im2col + GEMM path in `mod.rs` is tested against these.
+//! im2col + GEMM path in `conv2d.rs` is tested against these.
 
-use super::conv_geometry;
+use crate::backend::geometry::ConvGeom;
 use crate::backend::Conv2dParams;
 use crate::error::Result;
 use crate::tensor::Shape;
@@ -9,7 +9,17 @@ use crate::tensor::Shape;
 /// x (N,C,H,W), w (O,C,K,K), b (O) -> y (N,O,OH,OW)
 /// y[n,o,i,j] = b[o] + Σ_{c,u,v} w[o,c,u,v] · x[n, c, i·s+u-p, j·s+v-p]   (zero outside)
 pub fn conv2d(x: &[f32], xs: &Shape, w: &[f32], ws: &Shape, b: &[f32], p: Conv2dParams) -> Result<Vec<f32>> {
-    let [n, c, h, wd, o, k, oh, ow] = conv_geometry("conv2d_reference", xs, ws, p)?;
+    let ConvGeom {
+        n,
+        c,
+        h,
+        w: wd,
+        o,
+        k,
+        oh,
+        ow,
+        ..
+    } = ConvGeom::new("conv2d_reference", xs, ws, p)?;
     let mut y = vec![0.0; n * o * oh * ow];
     for ni in 0..n {
         for oc in 0..o {

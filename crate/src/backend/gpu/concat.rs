@@ -1,25 +1,28 @@
-//! Channel concat and channel slice (shaders/concat.wgsl): both are one strided block copy,
+//! concat on the GPU (shaders/concat.wgsl): channel concat and channel slice: both are one strided block copy,
 //! `concat_copy`; concat runs it once per input into disjoint channel blocks of y.
 
 use bytemuck::{Pod, Zeroable};
 
-use super::pipelines::{Access, Kernel, Shader};
+use super::pipelines::{Access, Family, Kernel};
 use super::GpuBackend;
-use crate::backend::cpu::{concat_geometry, slice_geometry};
+use crate::backend::geometry::{shapes_of, ConcatGeom, SliceGeom};
 use crate::error::Result;
 use crate::tensor::Tensor;
 
 use Access::{Read, ReadWrite};
 
+pub(super) static FAMILY: Family = Family {
+    name: "concat",
+    source: include_str!("../../../../shaders/concat.wgsl"),
+    kernels: &[&COPY],
+};
+
 // Bindings: 1 src, 2 out.
-const COPY: Kernel = Kernel {
-    shader: Shader::Concat,
+static COPY: Kernel = Kernel {
+    family: &FAMILY,
     entry: "concat_copy",
     storage: &[(1, Read), (2, ReadWrite)],
 };
-
-/// Every kernel of this family, for `GpuBackend::warm_up`.
-pub(super) const KERNELS: &[&Kernel] = &[&COPY];
 
 /// Mirrors `ConcatParams` in concat.wgsl: out[b·dst_stride + dst_offset + r] =
 /// src[b·src_stride + src_offset + r] for element e = b·block + r.
@@ -59,12 +62,12 @@ fn copy(gpu: &GpuBackend, op: &'static str, src: &Tensor, out: &Tensor, p: Param
 /// xs[i] (N,Ci,H,W) -> y (N,ΣCi,H,W); also (N,Ci) -> (N,ΣCi)
 pub(super) fn concat(gpu: &GpuBackend, xs: &[&Tensor]) -> Result<Tensor> {
     const OP: &str = "concat_channels";
-    let (dims, inner) = concat_geometry(OP, xs)?;
-    let y = gpu.output(OP, &dims)?;
+    let g = ConcatGeom::new(OP, &shapes_of(xs))?;
+    let y = gpu.output(OP, &g.dims)?;
     let mut offset = 0;
-    for x in xs {
-        let block = x.dims()[1] * inner;
-        let p = Params::new(dims[0], block, (block, 0), (dims[1] * inner, offset));
+    for (x, c) in xs.iter().zip(&g.channels) {
+        let block = c * g.inner;
+        let p = Params::new(g.n(), block, (block, 0), (g.dims[1] * g.inner, offset));
         copy(gpu, OP, x, &y, p)?;
         offset += block;
     }
@@ -74,10 +77,10 @@ pub(super) fn concat(gpu: &GpuBackend, xs: &[&Tensor]) -> Result<Tensor> {
 /// x (N,C,H,W) -> y (N,len,H,W) = channels start..start+len; also (N,C) -> (N,len)
 pub(super) fn slice(gpu: &GpuBackend, x: &Tensor, start: usize, len: usize) -> Result<Tensor> {
     const OP: &str = "slice_channels";
-    let (dims, inner) = slice_geometry(OP, &x.shape, start, len)?;
-    let y = gpu.output(OP, &dims)?;
-    let block = len * inner;
-    let p = Params::new(dims[0], block, (x.dims()[1] * inner, start * inner), (block, 0));
+    let g = SliceGeom::new(OP, &x.shape, start, len)?;
+    let y = gpu.output(OP, &g.dims)?;
+    let block = g.len * g.inner;
+    let p = Params::new(g.n(), block, (g.c * g.inner, g.start * g.inner), (block, 0));
     copy(gpu, OP, x, &y, p)?;
     Ok(y)
 }

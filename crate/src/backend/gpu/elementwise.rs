@@ -1,57 +1,62 @@
-//! Element-wise ops (shaders/elementwise.wgsl): any shape, one thread per element.
+//! elementwise ops on the GPU (shaders/elementwise.wgsl): activations, dropout masks,
+//! scaling, the residual add and accumulation; any shape, one thread per element.
 
 use bytemuck::{Pod, Zeroable};
 
-use super::pipelines::{Access, Kernel, Shader};
+use super::pipelines::{Access, Family, Kernel};
 use super::GpuBackend;
+use crate::backend::geometry::{check_activation_backward, check_same_shapes};
 use crate::backend::Activation;
-use crate::error::{shape_err, Result};
+use crate::error::Result;
 use crate::tensor::Tensor;
 
 use Access::{Read, ReadWrite};
 
+pub(super) static FAMILY: Family = Family {
+    name: "elementwise",
+    source: include_str!("../../../../shaders/elementwise.wgsl"),
+    kernels: &[
+        &ACTIVATION_FORWARD,
+        &ACTIVATION_BACKWARD,
+        &ADD_ASSIGN,
+        &MUL_MASK,
+        &SCALE,
+        &ADD,
+    ],
+};
+
 // Bindings: 1 a, 2 b, 3 c, 4 out.
-const ACTIVATION_FORWARD: Kernel = Kernel {
-    shader: Shader::Elementwise,
+static ACTIVATION_FORWARD: Kernel = Kernel {
+    family: &FAMILY,
     entry: "elementwise_activation_forward",
     storage: &[(1, Read), (4, ReadWrite)],
 };
-const ACTIVATION_BACKWARD: Kernel = Kernel {
-    shader: Shader::Elementwise,
+static ACTIVATION_BACKWARD: Kernel = Kernel {
+    family: &FAMILY,
     entry: "elementwise_activation_backward",
     storage: &[(1, Read), (2, Read), (3, Read), (4, ReadWrite)],
 };
-const ADD_ASSIGN: Kernel = Kernel {
-    shader: Shader::Elementwise,
+static ADD_ASSIGN: Kernel = Kernel {
+    family: &FAMILY,
     entry: "elementwise_add_assign",
     storage: &[(1, Read), (4, ReadWrite)],
 };
 
-const MUL_MASK: Kernel = Kernel {
-    shader: Shader::Elementwise,
+static MUL_MASK: Kernel = Kernel {
+    family: &FAMILY,
     entry: "elementwise_mul_mask",
     storage: &[(1, Read), (2, Read), (4, ReadWrite)],
 };
-const SCALE: Kernel = Kernel {
-    shader: Shader::Elementwise,
+static SCALE: Kernel = Kernel {
+    family: &FAMILY,
     entry: "elementwise_scale",
     storage: &[(1, Read), (4, ReadWrite)],
 };
-const ADD: Kernel = Kernel {
-    shader: Shader::Elementwise,
+static ADD: Kernel = Kernel {
+    family: &FAMILY,
     entry: "elementwise_add",
     storage: &[(1, Read), (2, Read), (4, ReadWrite)],
 };
-
-/// Every kernel of this family, for `GpuBackend::warm_up`.
-pub(super) const KERNELS: &[&Kernel] = &[
-    &ACTIVATION_FORWARD,
-    &ACTIVATION_BACKWARD,
-    &ADD_ASSIGN,
-    &MUL_MASK,
-    &SCALE,
-    &ADD,
-];
 
 /// Mirrors `ElementwiseParams` in elementwise.wgsl.
 #[repr(C)]
@@ -92,13 +97,6 @@ fn scaled(count: usize, a: Option<Activation>, scale: f32) -> Params {
     }
 }
 
-fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
-    if a.dims() != b.dims() {
-        return Err(shape_err(op, "shapes differ", &[a.dims(), b.dims()]));
-    }
-    Ok(())
-}
-
 /// x (any) -> y = f(x), same shape
 pub(super) fn activation(gpu: &GpuBackend, x: &Tensor, a: Activation) -> Result<Tensor> {
     let op = a.name();
@@ -117,13 +115,7 @@ pub(super) fn activation_backward(
     a: Activation,
 ) -> Result<Tensor> {
     const OP: &str = "activation_backward";
-    if dy.dims() != x.dims() || dy.dims() != y.dims() {
-        return Err(shape_err(
-            OP,
-            format!("{}: dy, x, y shapes differ", a.name()),
-            &[dy.dims(), x.dims(), y.dims()],
-        ));
-    }
+    check_activation_backward(OP, a, &dy.shape, &x.shape, &y.shape)?;
     let dx = gpu.output(OP, dy.dims())?;
     let buffers = [
         gpu.tensor_buffer(OP, dy)?,
@@ -138,7 +130,7 @@ pub(super) fn activation_backward(
 /// acc += x, same shape, in place
 pub(super) fn add_assign(gpu: &GpuBackend, acc: &mut Tensor, x: &Tensor) -> Result<()> {
     const OP: &str = "add_assign";
-    same_shape(OP, acc, x)?;
+    check_same_shapes(OP, &acc.shape, &[&x.shape])?;
     let buffers = [gpu.tensor_buffer(OP, x)?, gpu.tensor_buffer(OP, acc)?];
     gpu.dispatch(&ADD_ASSIGN, &params(x.numel(), None), &buffers, x.numel())
 }
@@ -146,7 +138,7 @@ pub(super) fn add_assign(gpu: &GpuBackend, acc: &mut Tensor, x: &Tensor) -> Resu
 /// x, mask (same shape) -> y = x·mask·scale
 pub(super) fn mul_mask(gpu: &GpuBackend, x: &Tensor, mask: &Tensor, scale: f32) -> Result<Tensor> {
     const OP: &str = "mul_mask";
-    same_shape(OP, x, mask)?;
+    check_same_shapes(OP, &x.shape, &[&mask.shape])?;
     let y = gpu.output(OP, x.dims())?;
     let buffers = [
         gpu.tensor_buffer(OP, x)?,
@@ -169,7 +161,7 @@ pub(super) fn scale(gpu: &GpuBackend, x: &Tensor, s: f32) -> Result<Tensor> {
 /// a, b (same shape) -> y = a + b
 pub(super) fn add(gpu: &GpuBackend, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     const OP: &str = "add";
-    same_shape(OP, a, b)?;
+    check_same_shapes(OP, &a.shape, &[&b.shape])?;
     let y = gpu.output(OP, a.dims())?;
     let buffers = [
         gpu.tensor_buffer(OP, a)?,

@@ -1,12 +1,12 @@
-//! Losses (shaders/loss.wgsl): a pass with one thread per row, element or pixel writes the
+//! loss on the GPU (shaders/loss.wgsl): a pass with one thread per row, element or pixel writes the
 //! gradient and per-thread partial values; one workgroup (one per class for Dice) reduces
 //! them, so the loss, the correct count and the gradient never leave the GPU.
 
 use bytemuck::{Pod, Zeroable};
 
-use super::pipelines::{Access, Kernel, Shader};
+use super::pipelines::{Access, Family, Kernel};
 use super::GpuBackend;
-use crate::backend::cpu::{class_map_geometry, point_loss_geometry};
+use crate::backend::geometry::{ClassMapGeom, PointLossGeom};
 use crate::backend::{CrossEntropy, LossGrad, PointLoss};
 use crate::error::{shape_err, Result};
 use crate::tensor::{Indices, Tensor};
@@ -16,60 +16,63 @@ use Access::{Read, ReadWrite};
 /// Threads of a reduction's workgroup (`@workgroup_size(256)`).
 const REDUCE_THREADS: usize = 256;
 
+pub(super) static FAMILY: Family = Family {
+    name: "loss",
+    source: include_str!("../../../../shaders/loss.wgsl"),
+    kernels: &[
+        &ROWS,
+        &REDUCE_PAIRS,
+        &POINT,
+        &REDUCE_SUM,
+        &CE_MAP,
+        &DICE_SOFTMAX,
+        &DICE_SUMS,
+        &DICE_GRAD,
+    ],
+};
+
 // Bindings: 1 logits, 2 labels, 3 dlogits, 4 (loss, correct) pairs, 5 loss, 6 correct,
 // 7 pred, 8 target, 9 weight, 10 dpred, 11 per-element terms, 12 Dice class sums.
-const ROWS: Kernel = Kernel {
-    shader: Shader::Loss,
+static ROWS: Kernel = Kernel {
+    family: &FAMILY,
     entry: "loss_softmax_cross_entropy",
     storage: &[(1, Read), (2, Read), (3, ReadWrite), (4, ReadWrite)],
 };
-const REDUCE_PAIRS: Kernel = Kernel {
-    shader: Shader::Loss,
+static REDUCE_PAIRS: Kernel = Kernel {
+    family: &FAMILY,
     entry: "loss_reduce_pairs",
     storage: &[(4, ReadWrite), (5, ReadWrite), (6, ReadWrite)],
 };
-const POINT: Kernel = Kernel {
-    shader: Shader::Loss,
+static POINT: Kernel = Kernel {
+    family: &FAMILY,
     entry: "loss_point",
     storage: &[(7, Read), (8, Read), (9, Read), (10, ReadWrite), (11, ReadWrite)],
 };
-const REDUCE_SUM: Kernel = Kernel {
-    shader: Shader::Loss,
+static REDUCE_SUM: Kernel = Kernel {
+    family: &FAMILY,
     entry: "loss_reduce_sum",
     storage: &[(11, ReadWrite), (5, ReadWrite)],
 };
-const CE_MAP: Kernel = Kernel {
-    shader: Shader::Loss,
+static CE_MAP: Kernel = Kernel {
+    family: &FAMILY,
     entry: "loss_ce_map",
     storage: &[(1, Read), (2, Read), (9, Read), (3, ReadWrite), (4, ReadWrite)],
 };
-const DICE_SOFTMAX: Kernel = Kernel {
-    shader: Shader::Loss,
+static DICE_SOFTMAX: Kernel = Kernel {
+    family: &FAMILY,
     entry: "loss_dice_softmax",
     storage: &[(1, Read), (3, ReadWrite)],
 };
-const DICE_SUMS: Kernel = Kernel {
-    shader: Shader::Loss,
+static DICE_SUMS: Kernel = Kernel {
+    family: &FAMILY,
     entry: "loss_dice_sums",
     storage: &[(2, Read), (3, ReadWrite), (12, ReadWrite)],
 };
-const DICE_GRAD: Kernel = Kernel {
-    shader: Shader::Loss,
+static DICE_GRAD: Kernel = Kernel {
+    family: &FAMILY,
     entry: "loss_dice_grad",
     storage: &[(2, Read), (3, ReadWrite), (12, ReadWrite), (5, ReadWrite)],
 };
-
-/// Every kernel of this family, for `GpuBackend::warm_up`.
-pub(super) const KERNELS: &[&Kernel] = &[
-    &ROWS,
-    &REDUCE_PAIRS,
-    &POINT,
-    &REDUCE_SUM,
-    &CE_MAP,
-    &DICE_SOFTMAX,
-    &DICE_SUMS,
-    &DICE_GRAD,
-];
 
 /// Mirrors `LossParams` in loss.wgsl.
 #[repr(C)]
@@ -135,7 +138,7 @@ pub(super) fn point_loss(
     scale: f32,
 ) -> Result<LossGrad> {
     const OP: &str = "point_loss";
-    let n = point_loss_geometry(OP, &pred.shape, &target.shape, &weight.shape, kind, scale)?;
+    let n = PointLossGeom::new(OP, &pred.shape, &target.shape, &weight.shape, kind, scale)?.count;
     let dpred = gpu.output(OP, pred.dims())?;
     let parts = gpu.output(OP, &[n])?;
     let loss = gpu.output(OP, &[1])?;
@@ -175,7 +178,7 @@ pub(super) fn softmax_ce_map(
     scale: f32,
 ) -> Result<CrossEntropy> {
     const OP: &str = "softmax_ce_map";
-    let [n, k, hw] = class_map_geometry(OP, &logits.shape, &labels.shape, Some(&weight.shape))?;
+    let ClassMapGeom { n, k, hw } = ClassMapGeom::new(OP, &logits.shape, &labels.shape, Some(&weight.shape))?;
     let pixels = n * hw;
     let dlogits = gpu.output(OP, logits.dims())?;
     let rows = gpu.output(OP, &[pixels, 2])?;
@@ -209,7 +212,7 @@ pub(super) fn softmax_ce_map(
 /// logits (N,K,H,W), labels (N,H,W) -> soft Dice loss (1) and dlogits; also (N,K) with (N)
 pub(super) fn softmax_dice(gpu: &GpuBackend, logits: &Tensor, labels: &Indices, scale: f32) -> Result<LossGrad> {
     const OP: &str = "softmax_dice";
-    let [n, k, hw] = class_map_geometry(OP, &logits.shape, &labels.shape, None)?;
+    let ClassMapGeom { n, k, hw } = ClassMapGeom::new(OP, &logits.shape, &labels.shape, None)?;
     if k > gpu.rec.max_groups() as usize {
         return Err(shape_err(
             OP,

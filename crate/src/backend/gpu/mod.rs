@@ -10,15 +10,16 @@
 //!   asynchronously and never blocks the browser.
 //!
 //! Files: `context` gets a device, `pipelines` caches pipelines and layouts, `buffers` is
-//! the pool, `recorder` the encoder and arena; `conv`, `linear`, `pool`, `elementwise`,
-//! `loss`, `optim`, `upsample`, `batchnorm`, `concat` and `regularize` encode the ops of one
-//! shader family each.
+//! the pool, `recorder` the encoder and arena; each op family of the trait (`conv2d`,
+//! `linear`, `elementwise`, `pool`, `concat`, `upsample`, `batch_norm`, `loss`, `optim`,
+//! `regularize`) has one file here that encodes its ops, and one shader file of the same
+//! name; `SHADER_FAMILIES` lists them.
 
-mod batchnorm;
+mod batch_norm;
 mod buffers;
 mod concat;
 mod context;
-mod conv;
+mod conv2d;
 mod elementwise;
 mod linear;
 mod loss;
@@ -30,6 +31,7 @@ mod regularize;
 mod upsample;
 
 pub use buffers::GpuBuffer;
+pub use pipelines::Family;
 
 use std::rc::Rc;
 
@@ -45,6 +47,22 @@ use buffers::{BufferPool, Writer};
 use context::Context;
 use pipelines::Kernel;
 use recorder::Recorder;
+
+/// Every op family's shader and kernels, in the trait's order: the one table that
+/// `GpuBackend::warm_up` builds pipelines from and that `tests/shaders_validate.rs`
+/// validates with naga.
+pub static SHADER_FAMILIES: [&Family; 10] = [
+    &conv2d::FAMILY,
+    &linear::FAMILY,
+    &elementwise::FAMILY,
+    &pool::FAMILY,
+    &concat::FAMILY,
+    &upsample::FAMILY,
+    &batch_norm::FAMILY,
+    &loss::FAMILY,
+    &optim::FAMILY,
+    &regularize::FAMILY,
+];
 
 /// Small by design (boxed parts), so that `Device` stays small too.
 pub struct GpuBackend {
@@ -93,19 +111,7 @@ impl GpuBackend {
     /// Creates every pipeline now instead of on first use, so that no training step pays
     /// for shader compilation; reports a shader the device rejects as `Error::Gpu`.
     pub fn warm_up(&self) -> Result<()> {
-        let families = [
-            conv::KERNELS,
-            linear::KERNELS,
-            elementwise::KERNELS,
-            pool::KERNELS,
-            loss::KERNELS,
-            optim::KERNELS,
-            upsample::KERNELS,
-            batchnorm::KERNELS,
-            concat::KERNELS,
-            regularize::KERNELS,
-        ];
-        for kernel in families.into_iter().flatten() {
+        for kernel in SHADER_FAMILIES.iter().flat_map(|family| family.kernels) {
             self.rec.prepare(kernel);
         }
         self.rec.take_errors()
@@ -306,14 +312,14 @@ impl Backend for GpuBackend {
         self.rec.take_errors()
     }
 
-    // ---- convolution -----------------------------------------------------------------
+    // ---- conv2d ---------------------------------------------------------------------
 
     fn conv2d(&self, x: &Tensor, w: &Tensor, b: &Tensor, p: Conv2dParams) -> Result<Tensor> {
-        conv::forward(self, x, w, b, p)
+        conv2d::forward(self, x, w, b, p)
     }
 
     fn conv2d_backward_input(&self, dy: &Tensor, w: &Tensor, x_shape: &Shape, p: Conv2dParams) -> Result<Tensor> {
-        conv::backward_input(self, dy, w, x_shape, p)
+        conv2d::backward_input(self, dy, w, x_shape, p)
     }
 
     fn conv2d_backward_weight(
@@ -323,11 +329,11 @@ impl Backend for GpuBackend {
         w_shape: &Shape,
         p: Conv2dParams,
     ) -> Result<(Tensor, Tensor)> {
-        conv::backward_weight(self, dy, x, w_shape, p)
+        conv2d::backward_weight(self, dy, x, w_shape, p)
     }
 
     fn conv_transpose2d(&self, x: &Tensor, w: &Tensor, b: &Tensor, p: ConvTransposeParams) -> Result<Tensor> {
-        conv::transpose_forward(self, x, w, b, p)
+        conv2d::transpose_forward(self, x, w, b, p)
     }
 
     fn conv_transpose2d_backward(
@@ -337,10 +343,10 @@ impl Backend for GpuBackend {
         w: &Tensor,
         p: ConvTransposeParams,
     ) -> Result<(Tensor, Tensor, Tensor)> {
-        conv::transpose_backward(self, dy, x, w, p)
+        conv2d::transpose_backward(self, dy, x, w, p)
     }
 
-    // ---- fully connected -------------------------------------------------------------
+    // ---- linear ---------------------------------------------------------------------
 
     fn linear(&self, x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
         linear::forward(self, x, w, b)
@@ -350,7 +356,7 @@ impl Backend for GpuBackend {
         linear::backward(self, dy, x, w)
     }
 
-    // ---- activations -----------------------------------------------------------------
+    // ---- elementwise ----------------------------------------------------------------
 
     fn activation(&self, x: &Tensor, a: Activation) -> Result<Tensor> {
         elementwise::activation(self, x, a)
@@ -360,7 +366,23 @@ impl Backend for GpuBackend {
         elementwise::activation_backward(self, dy, x, y, a)
     }
 
-    // ---- pooling ---------------------------------------------------------------------
+    fn mul_mask(&self, x: &Tensor, mask: &Tensor, scale: f32) -> Result<Tensor> {
+        elementwise::mul_mask(self, x, mask, scale)
+    }
+
+    fn scale(&self, x: &Tensor, s: f32) -> Result<Tensor> {
+        elementwise::scale(self, x, s)
+    }
+
+    fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        elementwise::add(self, a, b)
+    }
+
+    fn add_assign(&self, acc: &mut Tensor, x: &Tensor) -> Result<()> {
+        elementwise::add_assign(self, acc, x)
+    }
+
+    // ---- pool -----------------------------------------------------------------------
 
     fn max_pool2d(&self, x: &Tensor, p: PoolParams) -> Result<(Tensor, Indices)> {
         pool::max_forward(self, x, p)
@@ -376,28 +398,6 @@ impl Backend for GpuBackend {
 
     fn avg_pool2d_backward(&self, dy: &Tensor, x_shape: &Shape, p: PoolParams) -> Result<Tensor> {
         pool::avg_backward(self, dy, x_shape, p)
-    }
-
-    // ---- graph ops: dropout, residual add, channel concat, global pool, unpooling -------
-
-    fn mul_mask(&self, x: &Tensor, mask: &Tensor, scale: f32) -> Result<Tensor> {
-        elementwise::mul_mask(self, x, mask, scale)
-    }
-
-    fn scale(&self, x: &Tensor, s: f32) -> Result<Tensor> {
-        elementwise::scale(self, x, s)
-    }
-
-    fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
-        elementwise::add(self, a, b)
-    }
-
-    fn concat_channels(&self, xs: &[&Tensor]) -> Result<Tensor> {
-        concat::concat(self, xs)
-    }
-
-    fn slice_channels(&self, x: &Tensor, start: usize, len: usize) -> Result<Tensor> {
-        concat::slice(self, x, start, len)
     }
 
     fn global_avg_pool(&self, x: &Tensor) -> Result<Tensor> {
@@ -416,7 +416,17 @@ impl Backend for GpuBackend {
         pool::max_unpool_backward(self, dy, idx)
     }
 
-    // ---- upsampling --------------------------------------------------------------------
+    // ---- concat ---------------------------------------------------------------------
+
+    fn concat_channels(&self, xs: &[&Tensor]) -> Result<Tensor> {
+        concat::concat(self, xs)
+    }
+
+    fn slice_channels(&self, x: &Tensor, start: usize, len: usize) -> Result<Tensor> {
+        concat::slice(self, x, start, len)
+    }
+
+    // ---- upsample -------------------------------------------------------------------
 
     fn upsample2d(&self, x: &Tensor, scale: usize, mode: UpsampleMode) -> Result<Tensor> {
         upsample::forward(self, x, scale, mode)
@@ -426,10 +436,10 @@ impl Backend for GpuBackend {
         upsample::backward(self, dy, x_shape, scale, mode)
     }
 
-    // ---- batch normalization -------------------------------------------------------------
+    // ---- batch_norm -----------------------------------------------------------------
 
     fn batch_norm_train(&self, x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<BatchNormOut> {
-        batchnorm::train(self, x, gamma, beta, eps)
+        batch_norm::train(self, x, gamma, beta, eps)
     }
 
     fn batch_norm_train_backward(
@@ -440,7 +450,7 @@ impl Backend for GpuBackend {
         mean: &Tensor,
         invstd: &Tensor,
     ) -> Result<(Tensor, Tensor, Tensor)> {
-        batchnorm::backward(self, dy, x, gamma, mean, invstd, true)
+        batch_norm::backward(self, dy, x, gamma, mean, invstd, true)
     }
 
     fn batch_norm_eval(
@@ -452,7 +462,7 @@ impl Backend for GpuBackend {
         running_var: &Tensor,
         eps: f32,
     ) -> Result<BatchNormOut> {
-        batchnorm::eval(self, x, gamma, beta, running_mean, running_var, eps)
+        batch_norm::eval(self, x, gamma, beta, running_mean, running_var, eps)
     }
 
     fn batch_norm_eval_backward(
@@ -463,7 +473,7 @@ impl Backend for GpuBackend {
         mean: &Tensor,
         invstd: &Tensor,
     ) -> Result<(Tensor, Tensor, Tensor)> {
-        batchnorm::backward(self, dy, x, gamma, mean, invstd, false)
+        batch_norm::backward(self, dy, x, gamma, mean, invstd, false)
     }
 
     fn batch_norm_update_running(
@@ -475,10 +485,10 @@ impl Backend for GpuBackend {
         count: usize,
         momentum: f32,
     ) -> Result<()> {
-        batchnorm::update_running(self, running_mean, running_var, mean, var, count, momentum)
+        batch_norm::update_running(self, running_mean, running_var, mean, var, count, momentum)
     }
 
-    // ---- loss --------------------------------------------------------------------------
+    // ---- loss -----------------------------------------------------------------------
 
     fn softmax_cross_entropy(&self, logits: &Tensor, labels: &Indices) -> Result<CrossEntropy> {
         loss::softmax_cross_entropy(self, logits, labels)
@@ -503,11 +513,7 @@ impl Backend for GpuBackend {
         loss::softmax_dice(self, logits, labels, scale)
     }
 
-    // ---- accumulation and optimizers ---------------------------------------------------
-
-    fn add_assign(&self, acc: &mut Tensor, x: &Tensor) -> Result<()> {
-        elementwise::add_assign(self, acc, x)
-    }
+    // ---- optim ----------------------------------------------------------------------
 
     fn sgd_step(&self, p: &mut Tensor, g: &Tensor, v: &mut Tensor, h: SgdHyper) -> Result<()> {
         optim::sgd(self, p, g, v, h)
@@ -517,7 +523,7 @@ impl Backend for GpuBackend {
         optim::adam(self, p, g, m, v, h)
     }
 
-    // ---- regularization ----------------------------------------------------------------
+    // ---- regularize -----------------------------------------------------------------
 
     fn l1_l2_penalty(&self, w: &Tensor, l1: f32, l2: f32, acc: &mut Tensor) -> Result<()> {
         regularize::penalty(self, w, l1, l2, acc)

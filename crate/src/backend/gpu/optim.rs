@@ -1,29 +1,34 @@
-//! Optimizer steps (shaders/optim.wgsl), in place, one thread per parameter.
+//! optim on the GPU (shaders/optim.wgsl): optimizer steps, in place, one thread per
+//! parameter.
 
 use bytemuck::{Pod, Zeroable};
 
-use super::pipelines::{Access, Kernel, Shader};
+use super::pipelines::{Access, Family, Kernel};
 use super::GpuBackend;
+use crate::backend::geometry::check_same_shapes;
 use crate::backend::{AdamHyper, SgdHyper};
-use crate::error::{shape_err, Error, Result};
+use crate::error::Result;
 use crate::tensor::Tensor;
 
 use Access::{Read, ReadWrite};
 
+pub(super) static FAMILY: Family = Family {
+    name: "optim",
+    source: include_str!("../../../../shaders/optim.wgsl"),
+    kernels: &[&SGD, &ADAM],
+};
+
 // Bindings: 1 grad, 2 param, 3 m (SGD: velocity), 4 v.
-const SGD: Kernel = Kernel {
-    shader: Shader::Optim,
+static SGD: Kernel = Kernel {
+    family: &FAMILY,
     entry: "optim_sgd",
     storage: &[(1, Read), (2, ReadWrite), (3, ReadWrite)],
 };
-const ADAM: Kernel = Kernel {
-    shader: Shader::Optim,
+static ADAM: Kernel = Kernel {
+    family: &FAMILY,
     entry: "optim_adam",
     storage: &[(1, Read), (2, ReadWrite), (3, ReadWrite), (4, ReadWrite)],
 };
-
-/// Every kernel of this family, for `GpuBackend::warm_up`.
-pub(super) const KERNELS: &[&Kernel] = &[&SGD, &ADAM];
 
 /// Mirrors `OptimParams` in optim.wgsl.
 #[repr(C)]
@@ -42,18 +47,10 @@ struct Params {
     _pad: [u32; 3],
 }
 
-/// The CPU backend's check: each of `others` has p's shape.
-fn same_shapes(op: &'static str, p: &Tensor, others: &[&Tensor]) -> Result<()> {
-    match others.iter().find(|t| t.dims() != p.dims()) {
-        Some(t) => Err(shape_err(op, "shapes differ", &[p.dims(), t.dims()])),
-        None => Ok(()),
-    }
-}
-
 /// p, g, v same shape: v = momentum·v + g; p -= lr·v
 pub(super) fn sgd(gpu: &GpuBackend, p: &mut Tensor, g: &Tensor, v: &mut Tensor, h: SgdHyper) -> Result<()> {
     const OP: &str = "sgd_step";
-    same_shapes(OP, p, &[g, v])?;
+    check_same_shapes(OP, &p.shape, &[&g.shape, &v.shape])?;
     let params = Params {
         count: p.numel() as u32, // fits: see `GpuBackend::storage`
         lr: h.lr,
@@ -85,14 +82,8 @@ pub(super) fn adam(
     h: AdamHyper,
 ) -> Result<()> {
     const OP: &str = "adam_step";
-    same_shapes(OP, p, &[g, m, v])?;
-    if h.t == 0 {
-        return Err(Error::Config {
-            field: "adam.t",
-            problem: "step count starts at 1".into(),
-        });
-    }
-    let t = h.t as i32;
+    check_same_shapes(OP, &p.shape, &[&g.shape, &m.shape, &v.shape])?;
+    let (bc1, bc2) = h.bias_corrections()?;
     let params = Params {
         count: p.numel() as u32, // fits: see `GpuBackend::storage`
         lr: h.lr,
@@ -100,8 +91,8 @@ pub(super) fn adam(
         beta1: h.beta1,
         beta2: h.beta2,
         eps: h.eps,
-        bc1: 1.0 - h.beta1.powi(t),
-        bc2: 1.0 - h.beta2.powi(t),
+        bc1,
+        bc2,
         weight_decay: h.weight_decay,
         _pad: [0; 3],
     };

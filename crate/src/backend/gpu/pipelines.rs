@@ -1,6 +1,7 @@
-//! Kernels and the pipeline cache. A `Kernel` names a WGSL entry point and the storage
-//! bindings it uses; its shader module, bind group layout and compute pipeline are created
-//! the first time it is dispatched and reused for the life of the backend.
+//! Op families, kernels and the pipeline cache. A `Family` is one WGSL file and its
+//! kernels; a `Kernel` names a WGSL entry point and the storage bindings it uses. Its
+//! shader module, bind group layout and compute pipeline are created the first time it is
+//! dispatched (or at warm-up) and reused for the life of the backend.
 //!
 //! Binding convention, in every shader file: `@group(0) @binding(0)` is the entry point's
 //! uniform parameter struct; storage buffers follow with the numbers listed in the kernel.
@@ -9,50 +10,20 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-/// One WGSL file per op family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(super) enum Shader {
-    Conv2d,
-    Matmul,
-    Pool,
-    Elementwise,
-    Loss,
-    Optim,
-    Upsample,
-    BatchNorm,
-    Concat,
-    Regularize,
+/// One op family on the GPU, named alike everywhere: `gpu/<name>.rs` encodes its ops,
+/// `shaders/<name>.wgsl` (`source`) holds its entry points, each named `<name>_<variant>`,
+/// and `kernels` lists every one of them that the backend dispatches. Each family file
+/// defines one as a `static`; `SHADER_FAMILIES` in `gpu/mod.rs` lists them all.
+pub struct Family {
+    pub name: &'static str,
+    pub source: &'static str,
+    pub(super) kernels: &'static [&'static Kernel],
 }
 
-impl Shader {
-    fn source(self) -> &'static str {
-        match self {
-            Shader::Conv2d => include_str!("../../../../shaders/conv2d.wgsl"),
-            Shader::Matmul => include_str!("../../../../shaders/matmul.wgsl"),
-            Shader::Pool => include_str!("../../../../shaders/pool.wgsl"),
-            Shader::Elementwise => include_str!("../../../../shaders/elementwise.wgsl"),
-            Shader::Loss => include_str!("../../../../shaders/loss.wgsl"),
-            Shader::Optim => include_str!("../../../../shaders/optim.wgsl"),
-            Shader::Upsample => include_str!("../../../../shaders/upsample.wgsl"),
-            Shader::BatchNorm => include_str!("../../../../shaders/batchnorm.wgsl"),
-            Shader::Concat => include_str!("../../../../shaders/concat.wgsl"),
-            Shader::Regularize => include_str!("../../../../shaders/regularize.wgsl"),
-        }
-    }
-
-    fn label(self) -> &'static str {
-        match self {
-            Shader::Conv2d => "conv2d.wgsl",
-            Shader::Matmul => "matmul.wgsl",
-            Shader::Pool => "pool.wgsl",
-            Shader::Elementwise => "elementwise.wgsl",
-            Shader::Loss => "loss.wgsl",
-            Shader::Optim => "optim.wgsl",
-            Shader::Upsample => "upsample.wgsl",
-            Shader::BatchNorm => "batchnorm.wgsl",
-            Shader::Concat => "concat.wgsl",
-            Shader::Regularize => "regularize.wgsl",
-        }
+impl Family {
+    /// The entry points of this family's kernels, in the order the family file lists them.
+    pub fn entry_points(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.kernels.iter().map(|k| k.entry)
     }
 }
 
@@ -66,7 +37,7 @@ pub(super) enum Access {
 /// A compute entry point and its storage bindings `(binding number, access)`, in the order
 /// buffers are passed to `Recorder::dispatch`.
 pub(super) struct Kernel {
-    pub shader: Shader,
+    pub family: &'static Family,
     pub entry: &'static str,
     pub storage: &'static [(u32, Access)],
 }
@@ -79,7 +50,8 @@ pub(super) struct Pipeline {
 
 #[derive(Default)]
 struct Cache {
-    modules: HashMap<Shader, wgpu::ShaderModule>,
+    /// By family name.
+    modules: HashMap<&'static str, wgpu::ShaderModule>,
     layouts: HashMap<&'static [(u32, Access)], wgpu::BindGroupLayout>,
     pipelines: HashMap<&'static str, Rc<Pipeline>>,
 }
@@ -105,13 +77,14 @@ impl PipelineCache {
             return Rc::clone(p);
         }
         let mut cache = self.cache.borrow_mut();
+        let family = kernel.family;
         let module = cache
             .modules
-            .entry(kernel.shader)
+            .entry(family.name)
             .or_insert_with(|| {
                 self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(kernel.shader.label()),
-                    source: wgpu::ShaderSource::Wgsl(kernel.shader.source().into()),
+                    label: Some(&format!("{}.wgsl", family.name)),
+                    source: wgpu::ShaderSource::Wgsl(family.source.into()),
                 })
             })
             .clone();

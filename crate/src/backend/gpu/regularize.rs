@@ -1,13 +1,13 @@
-//! Regularization ops (shaders/regularize.wgsl): the L1/L2 penalty as a two-pass reduction
+//! regularize on the GPU (shaders/regularize.wgsl): the L1/L2 penalty as a two-pass reduction
 //! into a device scalar (no readback: the trainer reads it with the loss), its gradient and
 //! the soft threshold of proximal L1, both one thread per element.
 
 use bytemuck::{Pod, Zeroable};
 
-use super::pipelines::{Access, Kernel, Shader};
+use super::pipelines::{Access, Family, Kernel};
 use super::GpuBackend;
-use crate::backend::cpu::scalar_geometry;
-use crate::error::{shape_err, Result};
+use crate::backend::geometry::{check_same_shapes, check_scalar};
+use crate::error::Result;
 use crate::tensor::Tensor;
 
 use Access::{Read, ReadWrite};
@@ -18,30 +18,33 @@ const REDUCE_THREADS: usize = 256;
 /// 4 pairs per thread; past 256·1024 elements the threads of pass 1 loop (grid stride).
 const MAX_GROUPS: usize = 1024;
 
+pub(super) static FAMILY: Family = Family {
+    name: "regularize",
+    source: include_str!("../../../../shaders/regularize.wgsl"),
+    kernels: &[&PARTIAL, &FINISH, &GRAD, &SOFT_THRESHOLD],
+};
+
 // Bindings: 1 w, 2 partials, 3 acc, 4 g, 5 w (in place).
-const PARTIAL: Kernel = Kernel {
-    shader: Shader::Regularize,
+static PARTIAL: Kernel = Kernel {
+    family: &FAMILY,
     entry: "regularize_penalty_partial",
     storage: &[(1, Read), (2, ReadWrite)],
 };
-const FINISH: Kernel = Kernel {
-    shader: Shader::Regularize,
+static FINISH: Kernel = Kernel {
+    family: &FAMILY,
     entry: "regularize_penalty_finish",
     storage: &[(2, ReadWrite), (3, ReadWrite)],
 };
-const GRAD: Kernel = Kernel {
-    shader: Shader::Regularize,
+static GRAD: Kernel = Kernel {
+    family: &FAMILY,
     entry: "regularize_grad",
     storage: &[(1, Read), (4, ReadWrite)],
 };
-const SOFT_THRESHOLD: Kernel = Kernel {
-    shader: Shader::Regularize,
+static SOFT_THRESHOLD: Kernel = Kernel {
+    family: &FAMILY,
     entry: "regularize_soft_threshold",
     storage: &[(5, ReadWrite)],
 };
-
-/// Every kernel of this family, for `GpuBackend::warm_up`.
-pub(super) const KERNELS: &[&Kernel] = &[&PARTIAL, &FINISH, &GRAD, &SOFT_THRESHOLD];
 
 /// Mirrors `RegularizeParams` in regularize.wgsl.
 #[repr(C)]
@@ -70,7 +73,7 @@ fn params(count: usize, groups: usize, l1: f32, l2: f32, threshold: f32) -> Para
 /// w (any), acc (1): acc += l1·Σ|w| + (l2/2)·Σw²
 pub(super) fn penalty(gpu: &GpuBackend, w: &Tensor, l1: f32, l2: f32, acc: &mut Tensor) -> Result<()> {
     const OP: &str = "l1_l2_penalty";
-    scalar_geometry(OP, &acc.shape)?;
+    check_scalar(OP, &acc.shape)?;
     let n = w.numel();
     if n == 0 {
         return Ok(());
@@ -87,9 +90,7 @@ pub(super) fn penalty(gpu: &GpuBackend, w: &Tensor, l1: f32, l2: f32, acc: &mut 
 /// g, w same shape: g += l1·sign(w) + l2·w
 pub(super) fn grad(gpu: &GpuBackend, g: &mut Tensor, w: &Tensor, l1: f32, l2: f32) -> Result<()> {
     const OP: &str = "l1_l2_grad";
-    if g.dims() != w.dims() {
-        return Err(shape_err(OP, "shapes differ", &[g.dims(), w.dims()]));
-    }
+    check_same_shapes(OP, &g.shape, &[&w.shape])?;
     let buffers = [gpu.tensor_buffer(OP, w)?, gpu.tensor_buffer(OP, g)?];
     gpu.dispatch(&GRAD, &params(w.numel(), 0, l1, l2, 0.0), &buffers, w.numel())
 }

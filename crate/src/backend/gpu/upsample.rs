@@ -1,32 +1,35 @@
-//! Upsampling ops (shaders/upsample.wgsl): nearest or bilinear (align_corners=False) by an
+//! upsample on the GPU (shaders/upsample.wgsl): nearest or bilinear (align_corners=False) by an
 //! integer scale. Forward reads each output's taps; backward gathers, one thread per input
 //! cell summing the output cells that read it, so no float atomics.
 
 use bytemuck::{Pod, Zeroable};
 
-use super::pipelines::{Access, Kernel, Shader};
+use super::pipelines::{Access, Family, Kernel};
 use super::GpuBackend;
-use crate::backend::cpu::upsample_geometry;
+use crate::backend::geometry::UpsampleGeom;
 use crate::backend::UpsampleMode;
-use crate::error::{shape_err, Result};
+use crate::error::Result;
 use crate::tensor::{Shape, Tensor};
 
 use Access::{Read, ReadWrite};
 
+pub(super) static FAMILY: Family = Family {
+    name: "upsample",
+    source: include_str!("../../../../shaders/upsample.wgsl"),
+    kernels: &[&FORWARD, &BACKWARD],
+};
+
 // Bindings: 1 x (or dy), 2 out.
-const FORWARD: Kernel = Kernel {
-    shader: Shader::Upsample,
+static FORWARD: Kernel = Kernel {
+    family: &FAMILY,
     entry: "upsample_forward",
     storage: &[(1, Read), (2, ReadWrite)],
 };
-const BACKWARD: Kernel = Kernel {
-    shader: Shader::Upsample,
+static BACKWARD: Kernel = Kernel {
+    family: &FAMILY,
     entry: "upsample_backward",
     storage: &[(1, Read), (2, ReadWrite)],
 };
-
-/// Every kernel of this family, for `GpuBackend::warm_up`.
-pub(super) const KERNELS: &[&Kernel] = &[&FORWARD, &BACKWARD];
 
 /// Mirrors `UpsampleParams` in upsample.wgsl.
 #[repr(C)]
@@ -43,15 +46,14 @@ struct Params {
 }
 
 /// Sizes fit in u32 (see `GpuBackend::storage`).
-fn params(g: [usize; 6], scale: usize, mode: UpsampleMode, count: usize) -> Params {
-    let [n, c, h, w, oh, ow] = g;
+fn params(g: &UpsampleGeom, mode: UpsampleMode, count: usize) -> Params {
     Params {
-        planes: (n * c) as u32,
-        h: h as u32,
-        w: w as u32,
-        oh: oh as u32,
-        ow: ow as u32,
-        scale: scale as u32,
+        planes: (g.n * g.c) as u32,
+        h: g.h as u32,
+        w: g.w as u32,
+        oh: g.oh as u32,
+        ow: g.ow as u32,
+        scale: g.scale as u32,
         mode: match mode {
             UpsampleMode::Nearest => 0,
             UpsampleMode::Bilinear => 1,
@@ -63,10 +65,10 @@ fn params(g: [usize; 6], scale: usize, mode: UpsampleMode, count: usize) -> Para
 /// x (N,C,H,W) -> y (N,C,H·s,W·s)
 pub(super) fn forward(gpu: &GpuBackend, x: &Tensor, scale: usize, mode: UpsampleMode) -> Result<Tensor> {
     const OP: &str = "upsample2d";
-    let g = upsample_geometry(OP, &x.shape, scale)?;
-    let y = gpu.output(OP, &[g[0], g[1], g[4], g[5]])?;
+    let g = UpsampleGeom::new(OP, &x.shape, scale)?;
+    let y = gpu.output(OP, &g.y_dims())?;
     let buffers = [gpu.tensor_buffer(OP, x)?, gpu.tensor_buffer(OP, &y)?];
-    gpu.dispatch(&FORWARD, &params(g, scale, mode, y.numel()), &buffers, y.numel())?;
+    gpu.dispatch(&FORWARD, &params(&g, mode, y.numel()), &buffers, y.numel())?;
     Ok(y)
 }
 
@@ -79,16 +81,9 @@ pub(super) fn backward(
     mode: UpsampleMode,
 ) -> Result<Tensor> {
     const OP: &str = "upsample2d_backward";
-    let g = upsample_geometry(OP, x_shape, scale)?;
-    if dy.dims() != [g[0], g[1], g[4], g[5]] {
-        return Err(shape_err(
-            OP,
-            "dy does not match the upsampled shape",
-            &[dy.dims(), x_shape.dims()],
-        ));
-    }
+    let g = UpsampleGeom::backward(OP, &dy.shape, x_shape, scale)?;
     let dx = gpu.output(OP, x_shape.dims())?;
     let buffers = [gpu.tensor_buffer(OP, dy)?, gpu.tensor_buffer(OP, &dx)?];
-    gpu.dispatch(&BACKWARD, &params(g, scale, mode, dx.numel()), &buffers, dx.numel())?;
+    gpu.dispatch(&BACKWARD, &params(&g, mode, dx.numel()), &buffers, dx.numel())?;
     Ok(dx)
 }

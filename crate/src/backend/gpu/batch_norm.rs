@@ -1,13 +1,13 @@
-//! Batch normalization (shaders/batchnorm.wgsl) on (N,C,H,W) or (N,C). Statistics and
+//! batch_norm on the GPU (shaders/batch_norm.wgsl) on (N,C,H,W) or (N,C). Statistics and
 //! gradient sums are per-channel reductions, one workgroup per channel; normalizing and
 //! the input gradient are element-wise passes. Nothing is read back: the statistics stay
 //! in GPU tensors for the backward pass and the running update.
 
 use bytemuck::{Pod, Zeroable};
 
-use super::pipelines::{Access, Kernel, Shader};
+use super::pipelines::{Access, Family, Kernel};
 use super::GpuBackend;
-use crate::backend::cpu::{batch_norm_geometry, batch_norm_running_geometry, batch_norm_train_geometry};
+use crate::backend::geometry::{BatchNormGeom, BatchNormRunningGeom};
 use crate::backend::BatchNormOut;
 use crate::error::{shape_err, Result};
 use crate::tensor::Tensor;
@@ -17,27 +17,40 @@ use Access::{Read, ReadWrite};
 /// Threads of a reduction workgroup (`@workgroup_size(256)`), one workgroup per channel.
 const REDUCE_THREADS: usize = 256;
 
+pub(super) static FAMILY: Family = Family {
+    name: "batch_norm",
+    source: include_str!("../../../../shaders/batch_norm.wgsl"),
+    kernels: &[
+        &BATCH_STATS,
+        &RUNNING_STATS,
+        &NORMALIZE,
+        &BACKWARD_REDUCE,
+        &BACKWARD_INPUT,
+        &UPDATE_RUNNING,
+    ],
+};
+
 // Bindings: 1 x, 2 dy, 3 gamma, 4 beta, 5 mean, 6 variance, 7 invstd, 8 out (y or dx),
 // 9 mean_out, 10 var_out, 11 invstd_out, 12 dgamma, 13 dbeta, 14 sum_dy_xhat (dgamma read),
 // 15 sum_dy (dbeta read), 16 running_mean, 17 running_var.
-const BATCH_STATS: Kernel = Kernel {
-    shader: Shader::BatchNorm,
-    entry: "batchnorm_batch_stats",
+static BATCH_STATS: Kernel = Kernel {
+    family: &FAMILY,
+    entry: "batch_norm_batch_stats",
     storage: &[(1, Read), (9, ReadWrite), (10, ReadWrite), (11, ReadWrite)],
 };
-const RUNNING_STATS: Kernel = Kernel {
-    shader: Shader::BatchNorm,
-    entry: "batchnorm_running_stats",
+static RUNNING_STATS: Kernel = Kernel {
+    family: &FAMILY,
+    entry: "batch_norm_running_stats",
     storage: &[(5, Read), (6, Read), (9, ReadWrite), (10, ReadWrite), (11, ReadWrite)],
 };
-const NORMALIZE: Kernel = Kernel {
-    shader: Shader::BatchNorm,
-    entry: "batchnorm_normalize",
+static NORMALIZE: Kernel = Kernel {
+    family: &FAMILY,
+    entry: "batch_norm_normalize",
     storage: &[(1, Read), (3, Read), (4, Read), (5, Read), (7, Read), (8, ReadWrite)],
 };
-const BACKWARD_REDUCE: Kernel = Kernel {
-    shader: Shader::BatchNorm,
-    entry: "batchnorm_backward_reduce",
+static BACKWARD_REDUCE: Kernel = Kernel {
+    family: &FAMILY,
+    entry: "batch_norm_backward_reduce",
     storage: &[
         (1, Read),
         (2, Read),
@@ -47,9 +60,9 @@ const BACKWARD_REDUCE: Kernel = Kernel {
         (13, ReadWrite),
     ],
 };
-const BACKWARD_INPUT: Kernel = Kernel {
-    shader: Shader::BatchNorm,
-    entry: "batchnorm_backward_input",
+static BACKWARD_INPUT: Kernel = Kernel {
+    family: &FAMILY,
+    entry: "batch_norm_backward_input",
     storage: &[
         (1, Read),
         (2, Read),
@@ -61,23 +74,13 @@ const BACKWARD_INPUT: Kernel = Kernel {
         (8, ReadWrite),
     ],
 };
-const UPDATE_RUNNING: Kernel = Kernel {
-    shader: Shader::BatchNorm,
-    entry: "batchnorm_update_running",
+static UPDATE_RUNNING: Kernel = Kernel {
+    family: &FAMILY,
+    entry: "batch_norm_update_running",
     storage: &[(5, Read), (6, Read), (16, ReadWrite), (17, ReadWrite)],
 };
 
-/// Every kernel of this family, for `GpuBackend::warm_up`.
-pub(super) const KERNELS: &[&Kernel] = &[
-    &BATCH_STATS,
-    &RUNNING_STATS,
-    &NORMALIZE,
-    &BACKWARD_REDUCE,
-    &BACKWARD_INPUT,
-    &UPDATE_RUNNING,
-];
-
-/// Mirrors `BatchNormParams` in batchnorm.wgsl.
+/// Mirrors `BatchNormParams` in batch_norm.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Default)]
 struct Params {
@@ -92,12 +95,11 @@ struct Params {
 }
 
 /// Sizes fit in u32 (see `GpuBackend::storage`); `count` is the dispatch's thread count.
-fn params(g: [usize; 3], count: usize) -> Params {
-    let [n, c, hw] = g;
+fn params(g: BatchNormGeom, count: usize) -> Params {
     Params {
-        n: n as u32,
-        c: c as u32,
-        hw: hw as u32,
+        n: g.n as u32,
+        c: g.c as u32,
+        hw: g.hw as u32,
         count: count as u32,
         ..Params::default()
     }
@@ -126,7 +128,7 @@ fn stats_outputs(gpu: &GpuBackend, op: &'static str, c: usize) -> Result<[Tensor
 fn normalize(
     gpu: &GpuBackend,
     op: &'static str,
-    g: [usize; 3],
+    g: BatchNormGeom,
     x: &Tensor,
     gamma: &Tensor,
     beta: &Tensor,
@@ -149,17 +151,17 @@ fn normalize(
 /// x (N,C,H,W) or (N,C), gamma (C), beta (C) -> y and the batch's mean, biased var, invstd
 pub(super) fn train(gpu: &GpuBackend, x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<BatchNormOut> {
     const OP: &str = "batch_norm_train";
-    let g = batch_norm_train_geometry(OP, &x.shape, &[&gamma.shape, &beta.shape])?;
-    let groups = channel_groups(gpu, OP, x, g[1])?;
-    let [mean, var, invstd] = stats_outputs(gpu, OP, g[1])?;
+    let g = BatchNormGeom::train(OP, &x.shape, &[&gamma.shape, &beta.shape])?;
+    let groups = channel_groups(gpu, OP, x, g.c)?;
+    let [mean, var, invstd] = stats_outputs(gpu, OP, g.c)?;
     let buffers = [
         gpu.tensor_buffer(OP, x)?,
         gpu.tensor_buffer(OP, &mean)?,
         gpu.tensor_buffer(OP, &var)?,
         gpu.tensor_buffer(OP, &invstd)?,
     ];
-    let p = Params { eps, ..params(g, g[1]) };
-    gpu.dispatch_groups(&BATCH_STATS, &p, &buffers, groups, g[1] * REDUCE_THREADS)?;
+    let p = Params { eps, ..params(g, g.c) };
+    gpu.dispatch_groups(&BATCH_STATS, &p, &buffers, groups, g.c * REDUCE_THREADS)?;
     let y = normalize(gpu, OP, g, x, gamma, beta, &mean, &invstd)?;
     Ok(BatchNormOut { y, mean, var, invstd })
 }
@@ -177,8 +179,8 @@ pub(super) fn eval(
 ) -> Result<BatchNormOut> {
     const OP: &str = "batch_norm_eval";
     let per_channel = [&gamma.shape, &beta.shape, &running_mean.shape, &running_var.shape];
-    let g = batch_norm_geometry(OP, &x.shape, &per_channel)?;
-    let [mean, var, invstd] = stats_outputs(gpu, OP, g[1])?;
+    let g = BatchNormGeom::new(OP, &x.shape, &per_channel)?;
+    let [mean, var, invstd] = stats_outputs(gpu, OP, g.c)?;
     let buffers = [
         gpu.tensor_buffer(OP, running_mean)?,
         gpu.tensor_buffer(OP, running_var)?,
@@ -186,8 +188,8 @@ pub(super) fn eval(
         gpu.tensor_buffer(OP, &var)?,
         gpu.tensor_buffer(OP, &invstd)?,
     ];
-    let p = Params { eps, ..params(g, g[1]) };
-    gpu.dispatch(&RUNNING_STATS, &p, &buffers, g[1])?;
+    let p = Params { eps, ..params(g, g.c) };
+    gpu.dispatch(&RUNNING_STATS, &p, &buffers, g.c)?;
     let y = normalize(gpu, OP, g, x, gamma, beta, &mean, &invstd)?;
     Ok(BatchNormOut { y, mean, var, invstd })
 }
@@ -208,13 +210,10 @@ pub(super) fn backward(
     } else {
         "batch_norm_eval_backward"
     };
-    let g = batch_norm_geometry(op, &x.shape, &[&gamma.shape, &mean.shape, &invstd.shape])?;
-    if dy.shape != x.shape {
-        return Err(shape_err(op, "dy must have the shape of x", &[dy.dims(), x.dims()]));
-    }
-    let groups = channel_groups(gpu, op, x, g[1])?;
-    let dgamma = gpu.output(op, &[g[1]])?;
-    let dbeta = gpu.output(op, &[g[1]])?;
+    let g = BatchNormGeom::backward(op, &dy.shape, &x.shape, &[&gamma.shape, &mean.shape, &invstd.shape])?;
+    let groups = channel_groups(gpu, op, x, g.c)?;
+    let dgamma = gpu.output(op, &[g.c])?;
+    let dbeta = gpu.output(op, &[g.c])?;
     let buffers = [
         gpu.tensor_buffer(op, x)?,
         gpu.tensor_buffer(op, dy)?,
@@ -225,10 +224,10 @@ pub(super) fn backward(
     ];
     gpu.dispatch_groups(
         &BACKWARD_REDUCE,
-        &params(g, g[1]),
+        &params(g, g.c),
         &buffers,
         groups,
-        g[1] * REDUCE_THREADS,
+        g.c * REDUCE_THREADS,
     )?;
     let dx = gpu.output(op, x.dims())?;
     let buffers = [
@@ -262,7 +261,7 @@ pub(super) fn update_running(
 ) -> Result<()> {
     const OP: &str = "batch_norm_update_running";
     let stats = [&running_mean.shape, &running_var.shape, &mean.shape, &var.shape];
-    let c = batch_norm_running_geometry(OP, &stats, count)?;
+    let g = BatchNormRunningGeom::new(OP, &stats, count)?;
     let buffers = [
         gpu.tensor_buffer(OP, mean)?,
         gpu.tensor_buffer(OP, var)?,
@@ -270,10 +269,10 @@ pub(super) fn update_running(
         gpu.tensor_buffer(OP, running_var)?,
     ];
     let p = Params {
-        count: c as u32,
+        count: g.c as u32,
         momentum,
-        unbiased: (count as f64 / (count - 1) as f64) as f32,
+        unbiased: g.unbiased(),
         ..Params::default()
     };
-    gpu.dispatch(&UPDATE_RUNNING, &p, &buffers, c)
+    gpu.dispatch(&UPDATE_RUNNING, &p, &buffers, g.c)
 }

@@ -1,4 +1,4 @@
-//! Convolution ops (shaders/conv2d.wgsl): direct convolution, one thread per output
+//! conv2d on the GPU (shaders/conv2d.wgsl): direct convolution, one thread per output
 //! element; the gradients gather, so no two threads write one element. The weight and
 //! bias gradients sum over the batch: they run one thread per (batch slice, weight) and
 //! then add the slices, so that a small first-layer kernel still fills the GPU.
@@ -8,56 +8,59 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::pipelines::{Access, Kernel, Shader};
+use super::pipelines::{Access, Family, Kernel};
 use super::GpuBackend;
-use crate::backend::cpu::{conv_geometry, conv_transpose_geometry};
+use crate::backend::geometry::{ConvGeom, ConvTransposeGeom};
 use crate::backend::{Backend, Conv2dParams, ConvTransposeParams};
-use crate::error::{shape_err, Result};
+use crate::error::Result;
 use crate::tensor::{Shape, Tensor};
 
 use Access::{Read, ReadWrite};
 
+pub(super) static FAMILY: Family = Family {
+    name: "conv2d",
+    source: include_str!("../../../../shaders/conv2d.wgsl"),
+    kernels: &[
+        &FORWARD,
+        &BACKWARD_INPUT,
+        &BACKWARD_WEIGHT,
+        &BACKWARD_BIAS,
+        &ADD_BIAS,
+        &REDUCE_GROUPS,
+    ],
+};
+
 // Bindings: 1 x, 2 w, 3 b, 4 dy, 5 out.
-const FORWARD: Kernel = Kernel {
-    shader: Shader::Conv2d,
+static FORWARD: Kernel = Kernel {
+    family: &FAMILY,
     entry: "conv2d_forward",
     storage: &[(1, Read), (2, Read), (3, Read), (5, ReadWrite)],
 };
-const BACKWARD_INPUT: Kernel = Kernel {
-    shader: Shader::Conv2d,
+static BACKWARD_INPUT: Kernel = Kernel {
+    family: &FAMILY,
     entry: "conv2d_backward_input",
     storage: &[(2, Read), (4, Read), (5, ReadWrite)],
 };
-const BACKWARD_WEIGHT: Kernel = Kernel {
-    shader: Shader::Conv2d,
+static BACKWARD_WEIGHT: Kernel = Kernel {
+    family: &FAMILY,
     entry: "conv2d_backward_weight",
     storage: &[(1, Read), (4, Read), (5, ReadWrite)],
 };
-const BACKWARD_BIAS: Kernel = Kernel {
-    shader: Shader::Conv2d,
+static BACKWARD_BIAS: Kernel = Kernel {
+    family: &FAMILY,
     entry: "conv2d_backward_bias",
     storage: &[(4, Read), (5, ReadWrite)],
 };
-const ADD_BIAS: Kernel = Kernel {
-    shader: Shader::Conv2d,
+static ADD_BIAS: Kernel = Kernel {
+    family: &FAMILY,
     entry: "conv2d_add_bias",
     storage: &[(3, Read), (5, ReadWrite)],
 };
-const REDUCE_GROUPS: Kernel = Kernel {
-    shader: Shader::Conv2d,
+static REDUCE_GROUPS: Kernel = Kernel {
+    family: &FAMILY,
     entry: "conv2d_reduce_groups",
     storage: &[(6, Read), (5, ReadWrite)],
 };
-
-/// Every kernel of this family, for `GpuBackend::warm_up`.
-pub(super) const KERNELS: &[&Kernel] = &[
-    &FORWARD,
-    &BACKWARD_INPUT,
-    &BACKWARD_WEIGHT,
-    &BACKWARD_BIAS,
-    &ADD_BIAS,
-    &REDUCE_GROUPS,
-];
 
 /// Aim for this many threads in the gradient kernels when choosing batch slices.
 const TARGET_THREADS: usize = 1 << 16;
@@ -80,97 +83,44 @@ struct Params {
     groups: u32,
 }
 
-/// The geometry of one convolution, checked: x (N,C,H,W), w (O,C,K,K) -> y (N,O,OH,OW).
-struct Geometry {
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    o: usize,
-    k: usize,
-    oh: usize,
-    ow: usize,
-    p: Conv2dParams,
+/// Every dimension fits in u32: each is at most a tensor's element count, and
+/// `GpuBackend::storage` keeps those below 2^32.
+fn params(g: &ConvGeom, count: usize, groups: usize) -> Params {
+    Params {
+        n: g.n as u32,
+        c: g.c as u32,
+        h: g.h as u32,
+        w: g.w as u32,
+        o: g.o as u32,
+        k: g.k as u32,
+        oh: g.oh as u32,
+        ow: g.ow as u32,
+        stride: g.p.stride as u32,
+        padding: g.p.padding as u32,
+        count: count as u32,
+        groups: groups as u32,
+    }
 }
 
-impl Geometry {
-    /// Checked by the CPU backend's `conv_geometry`, so both report the same errors.
-    fn new(op: &'static str, x: &Shape, w: &Shape, p: Conv2dParams) -> Result<Geometry> {
-        let [n, c, h, w, o, k, oh, ow] = conv_geometry(op, x, w, p)?;
-        Ok(Geometry {
-            n,
-            c,
-            h,
-            w,
-            o,
-            k,
-            oh,
-            ow,
-            p,
-        })
-    }
-
-    /// Only the output planes y (N,O,OH,OW), for the bias kernels.
-    fn planes(n: usize, o: usize, oh: usize, ow: usize) -> Geometry {
-        Geometry {
-            n,
-            c: 0,
-            h: 0,
-            w: 0,
-            o,
-            k: 0,
-            oh,
-            ow,
-            p: Conv2dParams { stride: 1, padding: 0 },
-        }
-    }
-
-    fn y_dims(&self) -> [usize; 4] {
-        [self.n, self.o, self.oh, self.ow]
-    }
-
-    /// Every dimension fits in u32: each is at most a tensor's element count, and
-    /// `GpuBackend::storage` keeps those below 2^32.
-    fn params(&self, count: usize) -> Params {
-        self.params_grouped(count, 1)
-    }
-
-    fn params_grouped(&self, count: usize, groups: usize) -> Params {
-        Params {
-            n: self.n as u32,
-            c: self.c as u32,
-            h: self.h as u32,
-            w: self.w as u32,
-            o: self.o as u32,
-            k: self.k as u32,
-            oh: self.oh as u32,
-            ow: self.ow as u32,
-            stride: self.p.stride as u32,
-            padding: self.p.padding as u32,
-            count: count as u32,
-            groups: groups as u32,
-        }
-    }
-
-    fn check_dy(&self, op: &'static str, shapes: &[&[usize]]) -> Result<()> {
-        if shapes[0] != self.y_dims() {
-            return Err(shape_err(op, "dy does not match the conv output", shapes));
-        }
-        Ok(())
+/// Only the output planes y (N,O,OH,OW), for the bias kernels.
+fn planes(n: usize, o: usize, oh: usize, ow: usize) -> ConvGeom {
+    ConvGeom {
+        n,
+        c: 0,
+        h: 0,
+        w: 0,
+        o,
+        k: 0,
+        oh,
+        ow,
+        p: Conv2dParams { stride: 1, padding: 0 },
     }
 }
 
 /// x (N,C,H,W), w (O,C,K,K), b (O) -> y (N,O,OH,OW)
 pub(super) fn forward(gpu: &GpuBackend, x: &Tensor, w: &Tensor, b: &Tensor, p: Conv2dParams) -> Result<Tensor> {
     const OP: &str = "conv2d";
-    let g = Geometry::new(OP, &x.shape, &w.shape, p)?;
-    if b.dims() != [g.o] {
-        return Err(shape_err(
-            OP,
-            "bias must have one value per output channel",
-            &[w.dims(), b.dims()],
-        ));
-    }
+    let g = ConvGeom::forward(OP, &x.shape, &w.shape, &b.shape, p)?;
     let y = gpu.output(OP, &g.y_dims())?;
     let buffers = [
         gpu.tensor_buffer(OP, x)?,
@@ -178,7 +128,7 @@ pub(super) fn forward(gpu: &GpuBackend, x: &Tensor, w: &Tensor, b: &Tensor, p: C
         gpu.tensor_buffer(OP, b)?,
         gpu.tensor_buffer(OP, &y)?,
     ];
-    gpu.dispatch(&FORWARD, &g.params(y.numel()), &buffers, y.numel())?;
+    gpu.dispatch(&FORWARD, &params(&g, y.numel(), 1), &buffers, y.numel())?;
     Ok(y)
 }
 
@@ -191,15 +141,14 @@ pub(super) fn backward_input(
     p: Conv2dParams,
 ) -> Result<Tensor> {
     const OP: &str = "conv2d_backward_input";
-    let g = Geometry::new(OP, x_shape, &w.shape, p)?;
-    g.check_dy(OP, &[dy.dims(), x_shape.dims(), w.dims()])?;
+    let g = ConvGeom::backward(OP, &dy.shape, x_shape, &w.shape, p)?;
     let dx = gpu.output(OP, x_shape.dims())?;
     let buffers = [
         gpu.tensor_buffer(OP, w)?,
         gpu.tensor_buffer(OP, dy)?,
         gpu.tensor_buffer(OP, &dx)?,
     ];
-    gpu.dispatch(&BACKWARD_INPUT, &g.params(dx.numel()), &buffers, dx.numel())?;
+    gpu.dispatch(&BACKWARD_INPUT, &params(&g, dx.numel(), 1), &buffers, dx.numel())?;
     Ok(dx)
 }
 
@@ -212,8 +161,7 @@ pub(super) fn backward_weight(
     p: Conv2dParams,
 ) -> Result<(Tensor, Tensor)> {
     const OP: &str = "conv2d_backward_weight";
-    let g = Geometry::new(OP, &x.shape, w_shape, p)?;
-    g.check_dy(OP, &[dy.dims(), x.dims(), w_shape.dims()])?;
+    let g = ConvGeom::backward(OP, &dy.shape, &x.shape, w_shape, p)?;
     let dw = gpu.output(OP, w_shape.dims())?;
     let db = gpu.output(OP, &[g.o])?;
     let (x_b, dy_b) = (gpu.tensor_buffer(OP, x)?, gpu.tensor_buffer(OP, dy)?);
@@ -232,10 +180,10 @@ pub(super) fn transpose_forward(
     p: ConvTransposeParams,
 ) -> Result<Tensor> {
     const OP: &str = "conv_transpose2d";
-    let [n, _, _, _, o, _, oh, ow] = conv_transpose_geometry(OP, &x.shape, &w.shape, &b.shape, p)?;
-    let y = backward_input(gpu, x, w, &Shape::new(&[n, o, oh, ow]), p.conv())?;
+    let g = ConvTransposeGeom::new(OP, &x.shape, &w.shape, &b.shape, p)?;
+    let y = backward_input(gpu, x, w, &Shape::new(&g.y_dims()), p.conv())?;
     let buffers = [gpu.tensor_buffer(OP, b)?, gpu.tensor_buffer(OP, &y)?];
-    let params = Geometry::planes(n, o, oh, ow).params(y.numel());
+    let params = params(&planes(g.n, g.o, g.oh, g.ow), y.numel(), 1);
     gpu.dispatch(&ADD_BIAS, &params, &buffers, y.numel())?;
     Ok(y)
 }
@@ -251,24 +199,15 @@ pub(super) fn transpose_backward(
     p: ConvTransposeParams,
 ) -> Result<(Tensor, Tensor, Tensor)> {
     const OP: &str = "conv_transpose2d_backward";
-    let b_shape = Shape::new(&[w.dims().get(1).copied().unwrap_or(0)]);
-    let [n, c, _, _, o, _, oh, ow] = conv_transpose_geometry(OP, &x.shape, &w.shape, &b_shape, p)?;
-    if dy.dims() != [n, o, oh, ow] {
-        return Err(shape_err(
-            OP,
-            "dy does not match the transposed conv output",
-            &[dy.dims(), x.dims(), w.dims()],
-        ));
-    }
-    let no_bias = gpu.zeros(Shape::new(&[c]))?;
+    let g = ConvTransposeGeom::backward(OP, &dy.shape, &x.shape, &w.shape, p)?;
+    let no_bias = gpu.zeros(Shape::new(&[g.c]))?;
     let dx = forward(gpu, dy, w, &no_bias, p.conv())?;
     // the convolution dy (N,O,OH,OW) -> (N,C,H,W) whose weight is w
-    let adjoint = Geometry::new(OP, &dy.shape, &w.shape, p.conv())?;
     let dw = gpu.output(OP, w.dims())?;
     let (dy_b, x_b) = (gpu.tensor_buffer(OP, dy)?, gpu.tensor_buffer(OP, x)?);
-    sum_over_batch(gpu, &adjoint, &BACKWARD_WEIGHT, &[dy_b, x_b], &dw)?;
-    let db = gpu.output(OP, &[o])?;
-    sum_over_batch(gpu, &Geometry::planes(n, o, oh, ow), &BACKWARD_BIAS, &[dy_b], &db)?;
+    sum_over_batch(gpu, &g.adjoint(), &BACKWARD_WEIGHT, &[dy_b, x_b], &dw)?;
+    let db = gpu.output(OP, &[g.o])?;
+    sum_over_batch(gpu, &planes(g.n, g.o, g.oh, g.ow), &BACKWARD_BIAS, &[dy_b], &db)?;
     Ok((dx, dw, db))
 }
 
@@ -276,7 +215,7 @@ pub(super) fn transpose_backward(
 /// slice, else into (groups, out) partial sums that `conv2d_reduce_groups` adds up.
 fn sum_over_batch(
     gpu: &GpuBackend,
-    g: &Geometry,
+    g: &ConvGeom,
     kernel: &Kernel,
     inputs: &[&wgpu::Buffer],
     out: &Tensor,
@@ -284,7 +223,7 @@ fn sum_over_batch(
     const OP: &str = "conv2d_backward_weight";
     let count = out.numel();
     let groups = batch_groups(gpu, g.n, count);
-    let params = g.params_grouped(count, groups);
+    let params = params(g, count, groups);
     if groups <= 1 {
         let buffers: Vec<&wgpu::Buffer> = inputs.iter().copied().chain([gpu.tensor_buffer(OP, out)?]).collect();
         return gpu.dispatch(kernel, &params, &buffers, count);

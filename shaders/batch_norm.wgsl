@@ -67,7 +67,7 @@ fn workgroup_sum(lid: u32, v: f32) -> f32 {
 // One workgroup per channel (dispatched as exactly C workgroups along x):
 // mean = Σ x / n, var = Σ (x - mean)² / n (biased), invstd = 1/sqrt(var + eps)
 @compute @workgroup_size(256)
-fn batchnorm_batch_stats(@builtin(local_invocation_id) lid: vec3<u32>,
+fn batch_norm_batch_stats(@builtin(local_invocation_id) lid: vec3<u32>,
                          @builtin(workgroup_id) wid: vec3<u32>) {
     let c = wid.x;
     let n = p.n * p.hw;
@@ -92,7 +92,7 @@ fn batchnorm_batch_stats(@builtin(local_invocation_id) lid: vec3<u32>,
 // One thread per channel: the eval statistics are copies of the running ones
 // (mean bound to the running mean, variance to the running variance).
 @compute @workgroup_size(64)
-fn batchnorm_running_stats(@builtin(global_invocation_id) gid: vec3<u32>,
+fn batch_norm_running_stats(@builtin(global_invocation_id) gid: vec3<u32>,
                            @builtin(num_workgroups) groups: vec3<u32>) {
     let c = flat_index(gid, groups);
     if (c >= p.count) { return; }
@@ -103,7 +103,7 @@ fn batchnorm_running_stats(@builtin(global_invocation_id) gid: vec3<u32>,
 
 // One thread per value: y = gamma·(x - mean)·invstd + beta
 @compute @workgroup_size(64)
-fn batchnorm_normalize(@builtin(global_invocation_id) gid: vec3<u32>,
+fn batch_norm_normalize(@builtin(global_invocation_id) gid: vec3<u32>,
                        @builtin(num_workgroups) groups: vec3<u32>) {
     let idx = flat_index(gid, groups);
     if (idx >= p.count) { return; }
@@ -113,7 +113,7 @@ fn batchnorm_normalize(@builtin(global_invocation_id) gid: vec3<u32>,
 
 // One workgroup per channel: dbeta = Σ dy, dgamma = Σ dy·xhat
 @compute @workgroup_size(256)
-fn batchnorm_backward_reduce(@builtin(local_invocation_id) lid: vec3<u32>,
+fn batch_norm_backward_reduce(@builtin(local_invocation_id) lid: vec3<u32>,
                              @builtin(workgroup_id) wid: vec3<u32>) {
     let c = wid.x;
     let n = p.n * p.hw;
@@ -135,7 +135,7 @@ fn batchnorm_backward_reduce(@builtin(local_invocation_id) lid: vec3<u32>,
 // One thread per value: dx = gamma·invstd·dy with constant statistics (eval), and in
 // training dx = gamma·invstd·(dy - (Σ dy + xhat·Σ dy·xhat) / n)
 @compute @workgroup_size(64)
-fn batchnorm_backward_input(@builtin(global_invocation_id) gid: vec3<u32>,
+fn batch_norm_backward_input(@builtin(global_invocation_id) gid: vec3<u32>,
                             @builtin(num_workgroups) groups: vec3<u32>) {
     let idx = flat_index(gid, groups);
     if (idx >= p.count) { return; }
@@ -151,7 +151,7 @@ fn batchnorm_backward_input(@builtin(global_invocation_id) gid: vec3<u32>,
 // One thread per channel: running = (1 - momentum)·running + momentum·batch, the batch
 // variance (bound to `variance`) made unbiased first
 @compute @workgroup_size(64)
-fn batchnorm_update_running(@builtin(global_invocation_id) gid: vec3<u32>,
+fn batch_norm_update_running(@builtin(global_invocation_id) gid: vec3<u32>,
                             @builtin(num_workgroups) groups: vec3<u32>) {
     let c = flat_index(gid, groups);
     if (c >= p.count) { return; }

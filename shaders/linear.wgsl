@@ -3,11 +3,11 @@
 // Forward and both input/weight gradients are 16×16-tiled matmuls over workgroup memory;
 // each entry point reads its operands through bounds-checked accessors.
 
-struct MatmulParams {
+struct LinearParams {
     n: u32, k: u32, o: u32, count: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: MatmulParams;
+@group(0) @binding(0) var<uniform> p: LinearParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;           // (N,K)
 @group(0) @binding(2) var<storage, read> w: array<f32>;           // (O,K)
 @group(0) @binding(3) var<storage, read> b: array<f32>;           // (O)
@@ -37,7 +37,7 @@ fn dy_at(n: u32, o: u32) -> f32 {
 
 // y[n,o] = b[o] + sum_k x[n,k] * w[o,k]        rows = N, cols = O, inner = K
 @compute @workgroup_size(16, 16)
-fn matmul_forward(@builtin(workgroup_id) wg: vec3<u32>,
+fn linear_forward(@builtin(workgroup_id) wg: vec3<u32>,
                   @builtin(local_invocation_id) lid: vec3<u32>) {
     let row = wg.y * TILE + lid.y;   // n
     let col = wg.x * TILE + lid.x;   // o
@@ -59,7 +59,7 @@ fn matmul_forward(@builtin(workgroup_id) wg: vec3<u32>,
 
 // dx[n,k] = sum_o dy[n,o] * w[o,k]              rows = N, cols = K, inner = O
 @compute @workgroup_size(16, 16)
-fn matmul_backward_input(@builtin(workgroup_id) wg: vec3<u32>,
+fn linear_backward_input(@builtin(workgroup_id) wg: vec3<u32>,
                          @builtin(local_invocation_id) lid: vec3<u32>) {
     let row = wg.y * TILE + lid.y;   // n
     let col = wg.x * TILE + lid.x;   // k
@@ -80,7 +80,7 @@ fn matmul_backward_input(@builtin(workgroup_id) wg: vec3<u32>,
 
 // dw[o,k] = sum_n dy[n,o] * x[n,k]              rows = O, cols = K, inner = N
 @compute @workgroup_size(16, 16)
-fn matmul_backward_weight(@builtin(workgroup_id) wg: vec3<u32>,
+fn linear_backward_weight(@builtin(workgroup_id) wg: vec3<u32>,
                           @builtin(local_invocation_id) lid: vec3<u32>) {
     let row = wg.y * TILE + lid.y;   // o
     let col = wg.x * TILE + lid.x;   // k
@@ -101,7 +101,7 @@ fn matmul_backward_weight(@builtin(workgroup_id) wg: vec3<u32>,
 
 // db[o] = sum_n dy[n,o]                         one thread per o (1-D grid of 64)
 @compute @workgroup_size(64)
-fn matmul_backward_bias(@builtin(global_invocation_id) gid: vec3<u32>,
+fn linear_backward_bias(@builtin(global_invocation_id) gid: vec3<u32>,
                         @builtin(num_workgroups) groups: vec3<u32>) {
     let o = gid.x + gid.y * groups.x * 64u;
     if (o >= p.o) { return; }
