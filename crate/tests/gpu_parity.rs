@@ -11,7 +11,7 @@
 use cnn_playground::backend::cpu::CpuBackend;
 use cnn_playground::backend::gpu::GpuBackend;
 use cnn_playground::backend::{
-    Activation, AdamHyper, Backend, Conv2dParams, ConvTransposeParams, PoolParams, SgdHyper, UpsampleMode,
+    Activation, AdamHyper, Backend, Conv2dParams, ConvTransposeParams, PointLoss, PoolParams, SgdHyper, UpsampleMode,
 };
 use cnn_playground::tensor::{Indices, Shape, Tensor};
 
@@ -609,6 +609,50 @@ fn softmax_cross_entropy_matches_cpu() {
 }
 
 // ---- optimizers -----------------------------------------------------------------------------
+
+#[test]
+fn task_losses_match_cpu_past_one_workgroup() {
+    let Some(mut p) = pair(19) else { return };
+    // (N,K,H,W) maps of 1280 values and 320 pixels: more than a 256-thread reduction
+    for &dims in &[[2usize, 3, 4, 4], [4, 5, 8, 8], [1, 1, 1, 1]] {
+        let [n, k, h, w] = dims;
+        let len = n * k * h * w;
+        let case = format!("task losses {dims:?}");
+        let (pc, pg) = p.rand(&dims);
+        let targets: Vec<f32> = p.data(len).iter().map(|v| (v + 1.0) / 2.0).collect(); // in [0, 1]
+        let (tc, tg) = p.up(&dims, &targets);
+        let weights: Vec<f32> = (0..len).map(|_| p.rng.below(3) as f32 / 2.0).collect(); // 0, 0.5, 1
+        let (wc, wg) = p.up(&dims, &weights);
+        for kind in [
+            PointLoss::SmoothL1 { beta: 1.0 },
+            PointLoss::SmoothL1 { beta: 0.0 },
+            PointLoss::BceWithLogits,
+            PointLoss::Mse,
+        ] {
+            let what = format!("{case}: point_loss {}", kind.name());
+            let lc = p.cpu.point_loss(&pc, &tc, &wc, kind, 0.5).expect("cpu point_loss");
+            let lg = p.gpu.point_loss(&pg, &tg, &wg, kind, 0.5).expect("gpu point_loss");
+            assert_close(&format!("{what} loss"), &lc.loss, &lg.loss, &p);
+            assert_close(&format!("{what} dpred"), &lc.dpred, &lg.dpred, &p);
+        }
+        let logits: Vec<f32> = p.coarse(len).iter().map(|v| v * 6.0).collect(); // ties for argmax
+        let (zc, zg) = p.up(&dims, &logits);
+        let labels: Vec<u32> = (0..n * h * w).map(|_| p.rng.below(k) as u32).collect();
+        let (yc, yg) = p.up_idx(&[n, h, w], &labels);
+        let pixel_w: Vec<f32> = (0..n * h * w).map(|_| 0.5 + p.rng.below(2) as f32).collect();
+        let (pwc, pwg) = p.up(&[n, h, w], &pixel_w);
+        let scale = 1.0 / (n * h * w) as f32;
+        let cc = p.cpu.softmax_ce_map(&zc, &yc, &pwc, scale).expect("cpu softmax_ce_map");
+        let cg = p.gpu.softmax_ce_map(&zg, &yg, &pwg, scale).expect("gpu softmax_ce_map");
+        assert_close(&format!("{case}: softmax_ce_map loss"), &cc.loss, &cg.loss, &p);
+        assert_close(&format!("{case}: softmax_ce_map dlogits"), &cc.dlogits, &cg.dlogits, &p);
+        assert_close(&format!("{case}: softmax_ce_map correct"), &cc.correct, &cg.correct, &p);
+        let dc = p.cpu.softmax_dice(&zc, &yc, 2.0).expect("cpu softmax_dice");
+        let dg = p.gpu.softmax_dice(&zg, &yg, 2.0).expect("gpu softmax_dice");
+        assert_close(&format!("{case}: softmax_dice loss"), &dc.loss, &dg.loss, &p);
+        assert_close(&format!("{case}: softmax_dice dlogits"), &dc.dpred, &dg.dpred, &p);
+    }
+}
 
 #[test]
 fn sgd_and_adam_steps_match_cpu() {

@@ -426,6 +426,14 @@ fn add_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> CaseRe
     chk.tensor(b, n, "db", &dy, &fref(case, "db"))
 }
 
+/// In-place accumulation against the same reference: acc = a; acc += b is PyTorch's
+/// `a.add_(b)`, equal to the fixture's a + b.
+fn add_assign_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> CaseResult {
+    let (mut acc, x) = (up(b, &fref(case, "a"))?, up(b, &fref(case, "b"))?);
+    b.add_assign(&mut acc, &x)?;
+    chk.tensor(b, n, "y", &acc, &fref(case, "y"))
+}
+
 fn concat_case(b: &dyn Backend, case: &Value, n: &str, chk: &mut Checker) -> CaseResult {
     let list = |key: &str| -> Vec<Ref<f32>> {
         let items = case[key]
@@ -705,6 +713,11 @@ fn dropout_matches_pytorch() {
 #[test]
 fn add_matches_pytorch() {
     check_all("add", "add.json", add_case);
+}
+
+#[test]
+fn add_assign_matches_pytorch() {
+    check_all("add_assign", "add.json", add_assign_case);
 }
 
 #[test]

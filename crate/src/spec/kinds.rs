@@ -10,7 +10,8 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::LayerSpec;
+use super::{LayerSpec, ModelSpec};
+use crate::error::{Error, Result};
 
 /// How the layer editor reads a parameter typed as text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -256,21 +257,47 @@ pub fn table_json() -> String {
     serde_json::to_string(&table()).unwrap_or_default()
 }
 
+/// A new layer of `kind` with its initial parameters, as JSON (None: no such kind).
+pub fn new_layer(kind: &str) -> Option<Value> {
+    entries()
+        .into_iter()
+        .find(|(k, ..)| *k == kind)
+        .map(|(k, _, _, params)| layer_json(k, &params, None))
+}
+
+/// A small spec around one new layer of `kind` (its initial parameters): what it needs
+/// before (a named max_pool for max_unpool, flat input for linear, two inputs for concat
+/// and add) and after (flatten, the class scores). The kind table's tests build it, and
+/// the completeness tests export it, for every kind.
+pub fn example_spec(kind: &str) -> Result<ModelSpec> {
+    let mut layer = new_layer(kind).ok_or_else(|| Error::Parse {
+        what: "layer kind",
+        message: format!("no layer kind \"{kind}\""),
+    })?;
+    let mut layers = vec![];
+    match kind {
+        "linear" => layers.push(serde_json::json!({"type": "flatten"})),
+        // the editor leaves the pool's name for the reader to fill in
+        "max_unpool" => {
+            layers.push(serde_json::json!({"type": "max_pool", "name": "p"}));
+            layer["pool"] = "p".into();
+        }
+        "concat" | "add" => layer["inputs"] = serde_json::json!(["input", "input"]),
+        _ => {}
+    }
+    layers.push(layer);
+    layers.push(serde_json::json!({"type": "flatten"}));
+    layers.push(serde_json::json!({"type": "linear", "out": 10}));
+    let spec = serde_json::json!({"input": [1, 28, 28], "classes": 10, "layers": layers});
+    ModelSpec::parse(&spec.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::backend::cpu::CpuBackend;
     use crate::data::Rng;
     use crate::nn::Model;
-    use crate::spec::ModelSpec;
-
-    /// A new layer of `kind` with its initial parameters, as JSON (None: no such kind).
-    fn new_layer(kind: &str) -> Option<Value> {
-        entries()
-            .into_iter()
-            .find(|(k, ..)| *k == kind)
-            .map(|(k, _, _, params)| layer_json(k, &params, None))
-    }
 
     /// The names serde lists after "expected" in an unknown-variant error.
     fn serde_variants(error: &str) -> Vec<String> {
@@ -289,32 +316,10 @@ mod tests {
         assert_eq!(ours, spec_kinds, "the spec's layer kinds and this table must agree");
     }
 
-    /// A small spec around one new layer: what it needs before (a named max_pool for
-    /// max_unpool, flat input for linear) and after (the class scores).
-    fn spec_around(kind: &str) -> ModelSpec {
-        let mut layer = new_layer(kind).unwrap();
-        let mut layers = vec![];
-        match kind {
-            "linear" => layers.push(serde_json::json!({"type": "flatten"})),
-            // the editor leaves the pool's name for the reader to fill in
-            "max_unpool" => {
-                layers.push(serde_json::json!({"type": "max_pool", "name": "p"}));
-                layer["pool"] = "p".into();
-            }
-            "concat" | "add" => layer["inputs"] = serde_json::json!(["input", "input"]),
-            _ => {}
-        }
-        layers.push(layer);
-        layers.push(serde_json::json!({"type": "flatten"}));
-        layers.push(serde_json::json!({"type": "linear", "out": 10}));
-        let spec = serde_json::json!({"input": [1, 28, 28], "classes": 10, "layers": layers});
-        ModelSpec::parse(&spec.to_string()).unwrap_or_else(|e| panic!("{kind}: {e}"))
-    }
-
     #[test]
     fn every_kind_with_its_initial_params_parses_validates_and_builds() {
         for k in table() {
-            let spec = spec_around(k.kind);
+            let spec = example_spec(k.kind).unwrap_or_else(|e| panic!("{}: {e}", k.kind));
             let op = &spec.layers[spec.layers.len() - 3].op;
             assert_eq!(op.kind(), k.kind);
             spec.validate().unwrap_or_else(|e| panic!("{}: {e}", k.kind));
