@@ -183,6 +183,24 @@ impl<'a> Tape<'a> {
         }
     }
 
+    /// Ends the tape, keeping the values of `vars` and freeing the rest: a probe keeps a
+    /// chunk's outputs this way and reads every chunk's back in one round trip. Parameters
+    /// (whose values stay in the store) and a variable listed twice are refused.
+    pub fn into_values(mut self, vars: &[Var]) -> Result<Vec<Tensor>> {
+        let mut kept = Vec::with_capacity(vars.len());
+        for v in vars {
+            let Some(value) = self.nodes.get_mut(v.0).and_then(|n| n.value.take()) else {
+                return Err(shape_err(
+                    "into_values",
+                    format!("node {} is a parameter, unknown, or already taken", v.0),
+                    &[],
+                ));
+            };
+            kept.push(value);
+        }
+        Ok(kept)
+    }
+
     pub fn input(&mut self, x: Tensor) -> Var {
         self.push(Op::Input, Some(x), false)
     }

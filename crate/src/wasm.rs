@@ -1,12 +1,16 @@
 //! The wasm edge: the only file with `#[wasm_bindgen]`. JavaScript gets an opaque
 //! `Playground` handle; small results cross as JSON strings and errors as `Error`s whose
-//! message names the problem.
+//! message names the problem. Probes that carry images, maps or kernels cross as a typed
+//! result: `[header, ...typed arrays]`, where the header is JSON text in which `{"$": i}`
+//! stands for the i-th array after it (a `Float32Array` or `Uint32Array`, copied out of
+//! wasm memory, so the worker can transfer its buffer). Floats never cross as JSON text.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use js_sys::Promise;
 use serde::Serialize;
+use serde_json::{json, Value};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
@@ -23,6 +27,40 @@ fn json<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
     serde_json::to_string(v)
         .map(|s| JsValue::from_str(&s))
         .map_err(|e| JsError::new(&format!("serialising a result: {e}")).into())
+}
+
+/// Builds a typed result: each `f32` / `u32` call moves an array out beside the header
+/// and returns the `{"$": i}` that stands for it there.
+#[derive(Default)]
+struct Typed {
+    arrays: Vec<JsValue>,
+}
+
+impl Typed {
+    fn slot(&mut self, array: JsValue) -> Value {
+        self.arrays.push(array);
+        json!({ "$": self.arrays.len() - 1 })
+    }
+    fn f32(&mut self, data: &[f32]) -> Value {
+        self.slot(js_sys::Float32Array::from(data).into())
+    }
+    fn u32(&mut self, data: &[u32]) -> Value {
+        self.slot(js_sys::Uint32Array::from(data).into())
+    }
+    /// `[header, ...arrays]`.
+    fn finish(self, header: &Value) -> JsValue {
+        let out = js_sys::Array::new();
+        out.push(&JsValue::from_str(&header.to_string()));
+        for a in &self.arrays {
+            out.push(a);
+        }
+        out.into()
+    }
+}
+
+/// {"shape", "data": {"$": i}}: kernels or a layer's output.
+fn typed_map(t: &mut Typed, shape: &[usize], data: &[f32]) -> Value {
+    json!({ "shape": shape, "data": t.f32(data) })
 }
 
 fn busy() -> JsValue {
@@ -115,42 +153,46 @@ impl Playground {
         })
     }
 
-    /// The first conv layer's kernels: {"shape": [O,C,K,K], "data": [...]}.
+    /// The first conv layer's kernels, typed: {"shape": [O,C,K,K], "data": Float32Array}.
     pub fn filters(&self) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let t = inner.try_borrow().map_err(|_| busy())?;
-            json(&t.filters().await.map_err(js)?)
+            let f = t.filters().await.map_err(js)?;
+            let mut typed = Typed::default();
+            let header = typed_map(&mut typed, &f.shape, &f.data);
+            Ok(typed.finish(&header))
         })
     }
 
-    /// Every layer's output for validation example `example`:
-    /// {"example", "label", "image": [...], "layers": [{"name", "kind", "shape", "data"}]}.
-    pub fn activations(&self, example: u32) -> Promise {
+    /// What the per-layer views show for the layer named `layer` and validation example
+    /// `example`, in one round trip, typed: {"layer", "kind", "example", "label", "image":
+    /// Float32Array (C·H·W), "activation": {"shape": [C,H,W] | [K], "data": Float32Array}
+    /// (at most 64 channels), "filters": {"shape": [O,C,K,K], "data": Float32Array} | null
+    /// (conv2d), "params": [{"name", "group", "shape", "stats": {count, zeros, near_zeros,
+    /// l2_norm, min, max, histogram: {lo, hi, counts}}}] (this layer's), "all": {count,
+    /// zeros, near_zeros} (every conv and linear weight), "bn": {"mean": Float32Array,
+    /// "var": Float32Array} | null (batch norm)}.
+    pub fn layer_view(&self, layer: String, example: u32) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let t = inner.try_borrow().map_err(|_| busy())?;
-            json(&t.activations(example as usize).await.map_err(js)?)
-        })
-    }
-
-    /// The kernels of the conv2d layer with this name (the first conv when ""):
-    /// {"shape": [O,C,K,K], "data": [...]}.
-    pub fn layer_filters(&self, layer: String) -> Promise {
-        let inner = self.inner.clone();
-        future_to_promise(async move {
-            let t = inner.try_borrow().map_err(|_| busy())?;
-            json(&t.layer_filters(&layer).await.map_err(js)?)
-        })
-    }
-
-    /// {"params": [{"name", "group", "shape", "stats": {count, zeros, near_zeros, l2_norm,
-    /// min, max, histogram: {lo, hi, counts}}}], "batch_norm": [{"layer", "mean", "var"}]}
-    pub fn weights(&self) -> Promise {
-        let inner = self.inner.clone();
-        future_to_promise(async move {
-            let t = inner.try_borrow().map_err(|_| busy())?;
-            json(&t.weights().await.map_err(js)?)
+            let v = t.layer_view(&layer, example as usize).await.map_err(js)?;
+            let mut typed = Typed::default();
+            let a = &v.activation;
+            let header = json!({
+                "layer": a.name,
+                "kind": a.kind,
+                "example": v.example,
+                "label": v.label,
+                "image": typed.f32(&v.image),
+                "activation": typed_map(&mut typed, &a.shape, &a.data),
+                "filters": v.filters.map(|f| typed_map(&mut typed, &f.shape, &f.data)),
+                "params": v.params,
+                "all": v.all,
+                "bn": v.bn.map(|b| json!({ "mean": typed.f32(&b.mean), "var": typed.f32(&b.var) })),
+            });
+            Ok(typed.finish(&header))
         })
     }
 
@@ -170,15 +212,42 @@ impl Playground {
         crate::nn::export::model_py(t.spec()).map_err(js)
     }
 
-    /// The first `k` validation examples with truth and decoded prediction:
-    /// {"task", "input": [C,H,W], "class_names", "examples": [{"image": [C·H·W], "truth":
-    /// {"label", "boxes": [{"class","bbox"}], "mask"?}, "pred": {"label"?, "score"?, "boxes":
-    /// [{"class","score","bbox"}], "mask"?, "fg"?}}]}; detections are after NMS.
+    /// The first `k` validation examples with truth and decoded prediction, typed:
+    /// {"task", "input": [C,H,W], "class_names", "examples": [{"image": Float32Array (C·H·W),
+    /// "truth": {"label", "boxes": [{"class","bbox"}], "mask"?: Uint32Array}, "pred":
+    /// {"label"?, "score"?, "boxes": [{"class","score","bbox"}], "mask"?: Uint32Array,
+    /// "fg"?: Float32Array}}]}; detections are after NMS.
     pub fn outputs(&self, k: u32) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let t = inner.try_borrow().map_err(|_| busy())?;
-            json(&t.outputs(k as usize).await.map_err(js)?)
+            let mut out = t.outputs(k as usize).await.map_err(js)?;
+            let mut typed = Typed::default();
+            let mut arrays = Vec::with_capacity(out.examples.len());
+            for e in &mut out.examples {
+                arrays.push((
+                    typed.f32(&std::mem::take(&mut e.image)),
+                    e.truth.mask.take().map(|m| typed.u32(&m)),
+                    e.pred.mask.take().map(|m| typed.u32(&m)),
+                    e.pred.fg.take().map(|f| typed.f32(&f)),
+                ));
+            }
+            let mut header =
+                serde_json::to_value(&out).map_err(|e| JsError::new(&format!("serialising outputs: {e}")))?;
+            let examples = header["examples"].as_array_mut().into_iter().flatten();
+            for (e, (image, truth_mask, pred_mask, fg)) in examples.zip(arrays) {
+                e["image"] = image;
+                for (at, field, slot) in [
+                    ("truth", "mask", truth_mask),
+                    ("pred", "mask", pred_mask),
+                    ("pred", "fg", fg),
+                ] {
+                    if let Some(slot) = slot {
+                        e[at][field] = slot;
+                    }
+                }
+            }
+            Ok(typed.finish(&header))
         })
     }
 
@@ -190,12 +259,21 @@ impl Playground {
         Ok(serde_json::to_string(&r).unwrap_or_default())
     }
 
-    /// Predictions for `k` validation digits: indices into the asset, labels, preds, confidence.
+    /// Predictions for `k` validation digits, typed: {"indices": Uint32Array (into the
+    /// MNIST asset), "labels": Uint32Array, "preds": Uint32Array, "confidence": Float32Array}.
     pub fn predict(&self, k: u32) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let t = inner.try_borrow().map_err(|_| busy())?;
-            json(&t.predict(k as usize).await.map_err(js)?)
+            let p = t.predict(k as usize).await.map_err(js)?;
+            let mut typed = Typed::default();
+            let header = json!({
+                "indices": typed.u32(&p.indices),
+                "labels": typed.u32(&p.labels),
+                "preds": typed.u32(&p.preds),
+                "confidence": typed.f32(&p.confidence),
+            });
+            Ok(typed.finish(&header))
         })
     }
 }

@@ -46,7 +46,7 @@ fn gpu() -> Option<Device> {
 fn trainer(spec: ModelSpec, config: TrainConfig, device: Device) -> Trainer {
     let mnist = matches!(
         spec.data_config().source,
-        cnn_playground::tasks::data::Source::Mnist | cnn_playground::tasks::data::Source::Clutter
+        cnn_playground::spec::DataSource::Mnist | cnn_playground::spec::DataSource::Clutter
     )
     .then(|| bars(300));
     Trainer::with_data(spec, config, mnist, device, "test".into()).unwrap()

@@ -19,7 +19,7 @@
 //                                    filters: {shape, data: Float32Array} | null,
 //                                    digits: {pixels: Uint8Array (k·784), labels, preds: Uint8Array,
 //                                             confidence: Float32Array} | null (MNIST classification),
-//                                    outputs: Playground.outputs(k) | null (every other task)}
+//                                    outputs: Playground.outputs(k), unpacked | null (every other task)}
 //                   {type: 'outputs-result', run, step, outputs}  redrawn outputs (no evaluation)
 //                                    after an NMS / score threshold change, and between
 //                                    probes while training (up to 4 times a second)
@@ -30,6 +30,7 @@
 //                                    weights: {params: [{name, group, shape, stats}], all: {count, zeros, near_zeros}} | null,
 //                                    bn: {mean: Float32Array, var: Float32Array} | null,
 //                                    missing: [names of Playground methods this build lacks]}
+//                                    (one Playground.layer_view call: one GPU round trip)
 //                   {type: 'check-result', id, result} | {type: 'check-result', id, error}
 //                   {type: 'export-result', what, filename, data: Uint8Array | string}
 //                   {type: 'error', message, scope: 'run' | 'session'}
@@ -38,6 +39,10 @@
 // All calls into the Playground go through one loop (pump), one at a time: a message only
 // changes what is wanted; the loop does it between two training calls. check_spec is a
 // pure function of the module, answered at once.
+//
+// The probes that carry images, maps or kernels (filters, predict, outputs, layer_view)
+// return [header JSON, ...typed arrays] (see wasm.rs); unpack() turns that into the object
+// above, typed arrays in place, and their buffers are posted on as transferables.
 
 import { LIVE_FIELDS, toConfig } from './state.js';
 
@@ -468,6 +473,20 @@ async function train(n) {
   }
 }
 
+/** A typed Playground result, [header JSON, ...typed arrays], as {value, buffers}: each
+ * {"$": i} in the header becomes the i-th array; buffers are theirs (fresh copies out of
+ * wasm memory), for the transfer list. */
+function unpack([header, ...arrays]) {
+  const fill = (v) => {
+    if (Array.isArray(v)) return v.map(fill);
+    if (v === null || typeof v !== 'object') return v;
+    if (typeof v.$ === 'number' && Object.keys(v).length === 1) return arrays[v.$];
+    for (const key of Object.keys(v)) v[key] = fill(v[key]);
+    return v;
+  };
+  return { value: fill(JSON.parse(header)), buffers: arrays.map((a) => a.buffer) };
+}
+
 async function probe() {
   wanted.probe = false;
   wanted.outputs = false;
@@ -485,16 +504,18 @@ async function probe() {
   }
 
   const hasConv = session.summary?.layers.some((l) => l.kind === 'conv2d');
-  const f = hasConv ? JSON.parse(await session.pg.filters()) : null;
-  const filters = f ? { shape: f.shape, data: Float32Array.from(f.data) } : null;
-  const transfer = filters ? [filters.data.buffer] : [];
+  const f = hasConv ? unpack(await session.pg.filters()) : null;
+  const filters = f?.value ?? null;
+  const transfer = f?.buffers ?? [];
   let digits = null;
   let outputs = null;
   if (session.task === 'classify' && JSON.parse(wanted.spec).data?.source !== 'clutter') {
     digits = await probeDigits();
     transfer.push(digits.pixels.buffer, digits.labels.buffer, digits.preds.buffer, digits.confidence.buffer);
   } else {
-    outputs = JSON.parse(await session.pg.outputs(PROBE_OUTPUTS));
+    const o = unpack(await session.pg.outputs(PROBE_OUTPUTS));
+    outputs = o.value;
+    transfer.push(...o.buffers);
   }
   post(
     {
@@ -519,7 +540,7 @@ async function probe() {
 
 /** MNIST classification: predictions for a spread of validation digits, with their pixels. */
 async function probeDigits() {
-  const p = JSON.parse(await session.pg.predict(PROBE_DIGITS));
+  const p = unpack(await session.pg.predict(PROBE_DIGITS)).value;
   const count = new DataView(mnist.buffer, mnist.byteOffset).getUint32(4, true);
   const pixelsPer = 784;
   const pixels = new Uint8Array(p.indices.length * pixelsPer);
@@ -531,7 +552,7 @@ async function probeDigits() {
     pixels,
     labels: Uint8Array.from(p.labels),
     preds: Uint8Array.from(p.preds),
-    confidence: Float32Array.from(p.confidence),
+    confidence: p.confidence,
   };
 }
 
@@ -541,8 +562,8 @@ async function redrawOutputs() {
   wanted.outputs = false;
   if (session.task === 'classify') return;
   const t0 = performance.now();
-  const outputs = JSON.parse(await session.pg.outputs(PROBE_OUTPUTS));
-  post({ type: 'outputs-result', run: session.run, step: session.step, outputs });
+  const { value: outputs, buffers } = unpack(await session.pg.outputs(PROBE_OUTPUTS));
+  post({ type: 'outputs-result', run: session.run, step: session.step, outputs }, buffers);
   session.nextOutputsAt = performance.now() + Math.max(MIN_OUTPUTS_INTERVAL_MS, 4 * (performance.now() - t0));
 }
 
@@ -577,13 +598,7 @@ async function probeView() {
 
 async function postView(layer) {
   if (!layer) return;
-  const missing = ['activations', 'weights', 'layer_filters'].filter((m) => typeof session.pg[m] !== 'function');
-  const transfer = [];
-  const floats = (xs) => {
-    const a = Float32Array.from(xs);
-    transfer.push(a.buffer);
-    return a;
-  };
+  const missing = typeof session.pg.layer_view === 'function' ? [] : ['layer_view'];
   const result = {
     type: 'view-result',
     run: session.run,
@@ -600,29 +615,17 @@ async function postView(layer) {
     bn: null,
     missing,
   };
-  if (!missing.includes('activations')) {
-    const a = JSON.parse(await session.pg.activations(wanted.view.example));
-    result.label = a.label;
-    result.image = floats(a.image);
-    const mine = a.layers.find((l) => l.name === layer.name);
-    if (mine) result.activation = { shape: mine.shape, data: floats(mine.data) };
-  }
-  if (layer.kind === 'conv2d' && !missing.includes('layer_filters')) {
-    const f = JSON.parse(await session.pg.layer_filters(layer.name));
-    result.filters = { shape: f.shape, data: floats(f.data) };
-  }
-  if (!missing.includes('weights')) {
-    const w = JSON.parse(await session.pg.weights());
-    const all = { count: 0, zeros: 0, near_zeros: 0 };
-    for (const p of w.params) {
-      if (p.group !== 'conv' && p.group !== 'linear') continue;
-      all.count += p.stats.count;
-      all.zeros += p.stats.zeros;
-      all.near_zeros += p.stats.near_zeros;
-    }
-    result.weights = { params: w.params.filter((p) => p.name.startsWith(`${layer.name}.`)), all };
-    const bn = (w.batch_norm ?? []).find((b) => b.layer === layer.name);
-    if (bn) result.bn = { mean: floats(bn.mean), var: floats(bn.var) };
+  let transfer = [];
+  if (missing.length === 0) {
+    // everything the views show, in one call (one GPU round trip)
+    const { value: v, buffers } = unpack(await session.pg.layer_view(layer.name, wanted.view.example));
+    transfer = buffers;
+    result.label = v.label;
+    result.image = v.image;
+    result.activation = v.activation;
+    result.filters = v.filters;
+    result.weights = { params: v.params, all: v.all };
+    result.bn = v.bn;
   }
   post(result, transfer);
 }

@@ -145,6 +145,9 @@ pub struct BatchNormOut {
 /// A boxed future, so that `read` stays callable through `&dyn Backend`.
 pub type ReadFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<f32>>> + 'a>>;
 
+/// What `read_many` resolves to: each tensor's values, in the order asked.
+pub type ReadManyFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<Vec<f32>>>> + 'a>>;
+
 /// The op contract. Each `// ---- family ----` section below is one op family, named alike
 /// everywhere: `cpu/<family>.rs`, `gpu/<family>.rs`, `shaders/<family>.wgsl` and its entry
 /// points `<family>_<variant>`; `geometry.rs` checks the shapes of every op for both backends.
@@ -159,6 +162,9 @@ pub trait Backend {
     /// Reads a tensor back to the host. On the GPU this submits pending work and maps a
     /// staging buffer asynchronously; it never blocks the browser's thread.
     fn read<'a>(&'a self, x: &'a Tensor) -> ReadFuture<'a>;
+    /// Reads several tensors back in one round trip: on the GPU, one copy each into one
+    /// staging buffer, one submit and one map (a Report, or everything a probe shows).
+    fn read_many<'a>(&'a self, xs: &'a [&'a Tensor]) -> ReadManyFuture<'a>;
     /// Submits work encoded so far (no-op on the CPU).
     fn flush(&self) -> Result<()>;
 

@@ -65,8 +65,8 @@ impl Mnist {
         }
         // The asset is in class order; a fixed shuffle makes every prefix of either split a
         // fair sample (evaluating on the first n examples must not see only zeros).
-        Rng::new(0x5eed_7a1).shuffle(&mut train);
-        Rng::new(0x5eed_7a1 + 1).shuffle(&mut val);
+        Rng::new(0x05ee_d7a1).shuffle(&mut train);
+        Rng::new(0x05ee_d7a1 + 1).shuffle(&mut val);
         Ok(Mnist {
             rows,
             cols,

@@ -15,9 +15,8 @@ use crate::error::{Error, Result};
 use crate::spec::{DataSource, ModelSpec};
 use crate::tasks::metrics::Truth;
 
-/// The data section's types live in spec/data.rs; these are their old paths. `Source` is
-/// `DataSource`'s old name (the probes, tests/tasks.rs), not the layer-input `spec::Source`.
-pub use crate::spec::data::{DataConfig, DataSource as Source, MAX_VAL};
+/// The data section's types live in spec/data.rs; these are their old paths.
+pub use crate::spec::data::{DataConfig, MAX_VAL};
 
 /// Scene indices below this are training scenes; validation follows (`shapes::split_range`).
 const N_TRAIN: u64 = 1 << 40;

@@ -25,7 +25,7 @@ use std::future::ready;
 
 use super::{
     Activation, AdamHyper, Backend, BatchNormOut, Conv2dParams, ConvTransposeParams, CrossEntropy, LossGrad, PointLoss,
-    PoolParams, ReadFuture, SgdHyper, UpsampleMode,
+    PoolParams, ReadFuture, ReadManyFuture, SgdHyper, UpsampleMode,
 };
 use crate::error::{shape_err, Result};
 use crate::tensor::{Data, Indices, Shape, Tensor};
@@ -126,6 +126,12 @@ impl Backend for CpuBackend {
 
     fn read<'a>(&'a self, x: &'a Tensor) -> ReadFuture<'a> {
         Box::pin(ready(host("read", x).map(|v| v.to_vec())))
+    }
+
+    fn read_many<'a>(&'a self, xs: &'a [&'a Tensor]) -> ReadManyFuture<'a> {
+        Box::pin(ready(
+            xs.iter().map(|x| host("read_many", x).map(|v| v.to_vec())).collect(),
+        ))
     }
 
     fn flush(&self) -> Result<()> {

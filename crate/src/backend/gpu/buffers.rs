@@ -46,6 +46,8 @@ struct PoolState {
     staging: HashMap<u64, Vec<wgpu::Buffer>>,
     /// Buffers ever created, for tests and the bench line.
     created: usize,
+    /// Staging buffers mapped for reading: each one is a GPU -> host round trip.
+    maps: u64,
 }
 
 /// Shared by the backend and every live `GpuBuffer`.
@@ -121,6 +123,11 @@ impl BufferPool {
     /// How many buffers were ever created (storage and staging).
     pub(super) fn created(&self) -> usize {
         self.state.borrow().created
+    }
+
+    /// How many readbacks were mapped (GPU -> host round trips).
+    pub(super) fn maps(&self) -> u64 {
+        self.state.borrow().maps
     }
 
     fn create(&self, bucket: u64, usage: wgpu::BufferUsages, label: &str) -> wgpu::Buffer {
@@ -201,6 +208,7 @@ impl<'p> Staging<'p> {
         done: impl FnOnce(Result<(), wgpu::BufferAsyncError>) + wgpu::WasmNotSend + 'static,
     ) {
         self.mapping.set(true);
+        self.pool.state.borrow_mut().maps += 1;
         self.buffer.slice(..bytes).map_async(wgpu::MapMode::Read, done);
     }
 }

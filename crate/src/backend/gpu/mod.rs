@@ -7,7 +7,8 @@
 //!   the single pending command encoder (`recorder.rs`), with its parameters in a uniform
 //!   slice of the params arena;
 //! - `flush` (or `read`) submits everything at once; `read` then maps a staging buffer
-//!   asynchronously and never blocks the browser.
+//!   asynchronously and never blocks the browser; `read_many` copies several tensors into
+//!   one staging buffer, so that they come back in one round trip (`round_trips` counts).
 //!
 //! Files: `context` gets a device, `pipelines` caches pipelines and layouts, `buffers` is
 //! the pool, `recorder` the encoder and arena; each op family of the trait (`conv2d`,
@@ -39,7 +40,7 @@ use bytemuck::Pod;
 
 use super::{
     Activation, AdamHyper, Backend, BatchNormOut, Conv2dParams, ConvTransposeParams, CrossEntropy, LossGrad, PointLoss,
-    PoolParams, ReadFuture, SgdHyper, UpsampleMode,
+    PoolParams, ReadFuture, ReadManyFuture, SgdHyper, UpsampleMode,
 };
 use crate::error::{shape_err, Error, Result};
 use crate::tensor::{Data, Indices, Shape, Tensor};
@@ -127,6 +128,11 @@ impl GpuBackend {
     /// buffers held by live tensors are untouched.
     pub fn release_cached_buffers(&self) {
         self.buffers.release_free();
+    }
+
+    /// GPU -> host round trips so far: every readback maps one staging buffer once.
+    pub fn round_trips(&self) -> u64 {
+        self.buffers.maps()
     }
 
     pub fn stats(&self) -> GpuStats {
@@ -224,14 +230,43 @@ impl GpuBackend {
     /// Copies `count` elements of `buffer` to a staging buffer, submits, maps it
     /// asynchronously and collects the elements.
     async fn read_pod<T: Pod>(&self, op: &'static str, buffer: &wgpu::Buffer, count: usize) -> Result<Vec<T>> {
-        let bytes = (count * std::mem::size_of::<T>()) as u64;
+        let dims = [count];
+        let mut read = self.read_pods::<T>(op, &[(buffer, &dims)]).await?;
+        Ok(read.pop().unwrap_or_default())
+    }
+
+    /// One round trip for several buffers (the first numel(dims) elements of each): copies
+    /// them back to back into one staging buffer, submits, maps it once, asynchronously,
+    /// and splits the elements per buffer.
+    async fn read_pods<T: Pod>(&self, op: &'static str, parts: &[(&wgpu::Buffer, &[usize])]) -> Result<Vec<Vec<T>>> {
+        let size = std::mem::size_of::<T>() as u64;
+        let lens: Vec<u64> = parts
+            .iter()
+            .map(|(_, dims)| Shape::new(dims).numel() as u64 * size)
+            .collect();
+        let bytes: u64 = lens.iter().sum();
         if bytes == 0 {
             self.flush()?;
-            return Ok(Vec::new());
+            return Ok(vec![Vec::new(); parts.len()]);
+        }
+        let limit = self.ctx.device.limits().max_buffer_size;
+        if buffers::bucket_for(bytes) > limit {
+            let shapes: Vec<&[usize]> = parts.iter().map(|(_, dims)| *dims).collect();
+            return Err(shape_err(
+                op,
+                format!("reading back {bytes} bytes at once exceeds the device's buffer limit of {limit} bytes"),
+                &shapes,
+            ));
         }
         let staging = buffers::Staging::new(&self.buffers, bytes);
         self.rec.with_encoder(|encoder| {
-            encoder.copy_buffer_to_buffer(buffer, 0, staging.raw(), 0, bytes);
+            let mut offset = 0;
+            for ((buffer, _), &len) in parts.iter().zip(&lens) {
+                if len > 0 {
+                    encoder.copy_buffer_to_buffer(buffer, 0, staging.raw(), offset, len);
+                }
+                offset += len;
+            }
         });
         self.flush()?;
 
@@ -255,15 +290,19 @@ impl GpuBackend {
             }
         }
         self.rec.take_errors()?;
-        let data = {
-            let view = staging
-                .raw()
-                .slice(..bytes)
-                .get_mapped_range()
-                .map_err(|e| Error::Gpu(format!("{op}: reading the mapped range failed: {e}")))?;
-            bytemuck::pod_collect_to_vec::<u8, T>(&view)
-        };
-        Ok(data)
+        let view = staging
+            .raw()
+            .slice(..bytes)
+            .get_mapped_range()
+            .map_err(|e| Error::Gpu(format!("{op}: reading the mapped range failed: {e}")))?;
+        let mut start = 0;
+        let mut read = Vec::with_capacity(parts.len());
+        for len in lens {
+            let end = start + len as usize;
+            read.push(bytemuck::pod_collect_to_vec::<u8, T>(&view[start..end]));
+            start = end;
+        }
+        Ok(read)
     }
 }
 
@@ -301,6 +340,15 @@ impl Backend for GpuBackend {
         Box::pin(async move {
             let buffer = self.tensor_buffer("read", x)?;
             self.read_pod::<f32>("read", buffer, x.numel()).await
+        })
+    }
+
+    fn read_many<'a>(&'a self, xs: &'a [&'a Tensor]) -> ReadManyFuture<'a> {
+        Box::pin(async move {
+            let parts = (xs.iter())
+                .map(|x| Ok((self.tensor_buffer("read_many", x)?, x.dims())))
+                .collect::<Result<Vec<_>>>()?;
+            self.read_pods::<f32>("read_many", &parts).await
         })
     }
 
