@@ -9,7 +9,7 @@
 
 use crate::backend::{Activation, Backend, Conv2dParams, ConvTransposeParams, PointLoss, PoolParams, UpsampleMode};
 use crate::error::{shape_err, Result};
-use crate::nn::ParamStore;
+use crate::params::ParamStore;
 use crate::tensor::{Indices, Shape, Tensor};
 
 /// A value recorded on the tape.

@@ -6,6 +6,7 @@ pub mod backend;
 pub mod data;
 pub mod error;
 pub mod nn;
+pub mod params;
 pub mod probe;
 pub mod spec;
 pub mod tasks;

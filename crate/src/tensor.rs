@@ -4,7 +4,8 @@
 //! CPU or a storage buffer on the GPU. `Indices` is the same for u32 data (class labels,
 //! max-pool switches).
 
-use crate::backend::gpu::GpuBuffer;
+use std::rc::Rc;
+
 use crate::error::{shape_err, Result};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -42,6 +43,47 @@ impl Shape {
 impl std::fmt::Display for Shape {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:?}", self.0)
+    }
+}
+
+/// Where a GPU buffer goes when the tensor that holds it is dropped: the GPU backend's
+/// buffer pool (backend/gpu/buffers.rs), which reuses it for a later tensor.
+pub trait BufferHome {
+    fn give_back(&self, buffer: wgpu::Buffer);
+}
+
+/// The GPU storage behind a `Tensor` or `Indices` (`Data::Gpu`). Its size is the pool
+/// bucket, at least the tensor's bytes; the tensor's shape says how much is meaningful.
+/// Dropping it returns the buffer to its home.
+pub struct GpuBuffer {
+    buffer: wgpu::Buffer,
+    home: Rc<dyn BufferHome>,
+}
+
+impl GpuBuffer {
+    pub fn new(buffer: wgpu::Buffer, home: Rc<dyn BufferHome>) -> GpuBuffer {
+        GpuBuffer { buffer, home }
+    }
+
+    pub(crate) fn raw(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+
+    /// Allocated size in bytes (the pool bucket).
+    pub fn size_bytes(&self) -> u64 {
+        self.buffer.size()
+    }
+}
+
+impl Drop for GpuBuffer {
+    fn drop(&mut self) {
+        self.home.give_back(self.buffer.clone());
+    }
+}
+
+impl std::fmt::Debug for GpuBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GpuBuffer({} bytes)", self.buffer.size())
     }
 }
 

@@ -20,12 +20,6 @@ use std::collections::BTreeMap;
 /// The run's config is part of the spec's JSON vocabulary (spec/train.rs); its old path.
 pub use crate::spec::{TrainConfig, MAX_BATCH};
 
-// The probes live in probe/; their results keep their old paths here too.
-pub use crate::probe::{
-    Activations, BnStats, Evaluation, Filters, LayerActivation, LayerView, OutputExample, OutputTruth, Outputs,
-    ParamStats, Predictions, Weights, ZeroShare, MAX_PROBE_CHANNELS,
-};
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {

@@ -6,8 +6,10 @@
 //! - every op family section of the trait has its CPU file, its GPU file, its WGSL file and
 //!   its entry in the GPU's shader table, all under the family's one name;
 //! - every layer kind of the spec is in the Rust-owned kind table (spec/kinds.rs tests that
-//!   direction), builds, and exports to PyTorch;
-//! - every path docs/adding-an-op.md names exists, so the guide stays true to the code.
+//!   direction), validates, builds on the CPU and exports to PyTorch;
+//! - every path docs/adding-an-op.md names exists, so the guide stays true to the code;
+//! - no two top-level modules of crate/src import each other, and the GPU backend imports
+//!   nothing from the CPU backend.
 //!
 //! Native only: the sources are read from the file system.
 #![cfg(not(target_arch = "wasm32"))]
@@ -15,8 +17,11 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use cnn_playground::backend::cpu::CpuBackend;
 use cnn_playground::backend::gpu::SHADER_FAMILIES;
+use cnn_playground::data::Rng;
 use cnn_playground::nn::export::model_py;
+use cnn_playground::nn::Model;
 use cnn_playground::spec::kinds;
 
 fn root() -> PathBuf {
@@ -154,6 +159,10 @@ fn every_layer_kind_builds_and_exports_to_pytorch() {
             problems.push(format!("{}: does not validate: {e}", kind.kind));
             continue;
         }
+        if let Err(e) = Model::build(&spec, &CpuBackend::new(), &mut Rng::new(0)) {
+            problems.push(format!("{}: does not build: {e}", kind.kind));
+            continue;
+        }
         match model_py(&spec) {
             // the layer under test is the third from the end, named by its index
             Ok(py) => {
@@ -201,4 +210,82 @@ fn every_path_the_guide_names_exists() {
         missing.is_empty(),
         "docs/adding-an-op.md names paths that do not exist: {missing:?}"
     );
+}
+
+/// Every `.rs` file below `dir`, recursively.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display())) {
+        let path = entry.expect("readable directory entry").path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// The library code of a source file: comment lines and a trailing `#[cfg(test)]` module
+/// left out (tests may reach across modules).
+fn library_code(text: &str) -> String {
+    let code = match text.find("\n#[cfg(test)]\nmod tests") {
+        Some(end) => &text[..end],
+        None => text,
+    };
+    code.lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The top-level modules a file's library code names as `crate::<module>`.
+fn crate_modules_named(code: &str) -> BTreeSet<String> {
+    code.match_indices("crate::")
+        .map(|(at, _)| {
+            code[at + "crate::".len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                .collect::<String>()
+        })
+        .filter(|m| !m.is_empty())
+        .collect()
+}
+
+#[test]
+fn no_two_modules_import_each_other_and_gpu_needs_nothing_from_cpu() {
+    let src = root().join("crate/src");
+    let mut edges = BTreeSet::new();
+    for file in rust_files(&src) {
+        let rel = file
+            .strip_prefix(&src)
+            .expect("below crate/src")
+            .to_string_lossy()
+            .replace('\\', "/");
+        if rel.starts_with("bin/") || rel == "lib.rs" {
+            continue; // the CLI and the module list use everything
+        }
+        let module = rel
+            .split('/')
+            .next()
+            .unwrap_or(&rel)
+            .trim_end_matches(".rs")
+            .to_string();
+        let code = library_code(&read(&format!("crate/src/{rel}")));
+        if rel.starts_with("backend/gpu/") {
+            assert!(!code.contains("backend::cpu"), "{rel} imports from the CPU backend");
+        }
+        for used in crate_modules_named(&code) {
+            if used != module {
+                edges.insert((module.clone(), used));
+            }
+        }
+    }
+    assert!(edges.len() > 10, "too few module imports found: {edges:?}");
+    let cycles: Vec<String> = edges
+        .iter()
+        .filter(|(a, b)| a < b && edges.contains(&(b.clone(), a.clone())))
+        .map(|(a, b)| format!("{a} <-> {b}"))
+        .collect();
+    assert!(cycles.is_empty(), "modules that import each other: {cycles:?}");
 }

@@ -295,9 +295,6 @@ pub fn example_spec(kind: &str) -> Result<ModelSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::cpu::CpuBackend;
-    use crate::data::Rng;
-    use crate::nn::Model;
 
     /// The names serde lists after "expected" in an unknown-variant error.
     fn serde_variants(error: &str) -> Vec<String> {
@@ -317,13 +314,12 @@ mod tests {
     }
 
     #[test]
-    fn every_kind_with_its_initial_params_parses_validates_and_builds() {
+    fn every_kind_with_its_initial_params_parses_and_validates() {
         for k in table() {
             let spec = example_spec(k.kind).unwrap_or_else(|e| panic!("{}: {e}", k.kind));
             let op = &spec.layers[spec.layers.len() - 3].op;
             assert_eq!(op.kind(), k.kind);
             spec.validate().unwrap_or_else(|e| panic!("{}: {e}", k.kind));
-            Model::build(&spec, &CpuBackend::new(), &mut Rng::new(0)).unwrap_or_else(|e| panic!("{}: {e}", k.kind));
         }
     }
 

@@ -15,6 +15,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use crate::tensor::{BufferHome, GpuBuffer};
+
 /// Smallest bucket, in bytes.
 const MIN_BUCKET: u64 = 256;
 
@@ -85,10 +87,7 @@ impl BufferPool {
             pending.or_else(|| st.storage.settled.get_mut(&bucket).and_then(Vec::pop))
         };
         let buffer = reused.unwrap_or_else(|| self.create(bucket, STORAGE_USAGE, "tensor"));
-        GpuBuffer {
-            buffer,
-            pool: Rc::clone(self),
-        }
+        GpuBuffer::new(buffer, Rc::clone(self) as Rc<dyn BufferHome>)
     }
 
     /// A MAP_READ staging buffer of at least `bytes` bytes (use `Staging`).
@@ -148,34 +147,10 @@ impl BufferPool {
     }
 }
 
-/// The GPU storage behind a `Tensor` or `Indices` (`Data::Gpu`). Its size is the pool
-/// bucket, at least the tensor's bytes; the tensor's shape says how much is meaningful.
-/// Dropping it returns the buffer to the pool.
-pub struct GpuBuffer {
-    buffer: wgpu::Buffer,
-    pool: Rc<BufferPool>,
-}
-
-impl GpuBuffer {
-    pub(super) fn raw(&self) -> &wgpu::Buffer {
-        &self.buffer
-    }
-
-    /// Allocated size in bytes (the pool bucket).
-    pub fn size_bytes(&self) -> u64 {
-        self.buffer.size()
-    }
-}
-
-impl Drop for GpuBuffer {
-    fn drop(&mut self) {
-        self.pool.give_storage(self.buffer.clone());
-    }
-}
-
-impl std::fmt::Debug for GpuBuffer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "GpuBuffer({} bytes)", self.buffer.size())
+/// A storage buffer dropped with its tensor comes back to the pool.
+impl BufferHome for BufferPool {
+    fn give_back(&self, buffer: wgpu::Buffer) {
+        self.give_storage(buffer);
     }
 }
 

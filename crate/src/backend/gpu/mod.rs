@@ -31,7 +31,7 @@ mod recorder;
 mod regularize;
 mod upsample;
 
-pub use buffers::GpuBuffer;
+pub use crate::tensor::GpuBuffer;
 pub use pipelines::Family;
 
 use std::rc::Rc;
