@@ -166,7 +166,7 @@ mod tests {
             .collect()
     }
 
-    /// A conv → BN → relu → pool → linear net on a small MNIST-format asset: digit d is a
+    /// A conv → BN → relu → dropout → pool → linear net on a small MNIST-format asset: digit d is a
     /// bright bar at row 3 + 2d.
     fn tiny_trainer() -> Trainer {
         let count = 100u32;
@@ -187,7 +187,7 @@ mod tests {
         }
         let spec = crate::ModelSpec::from_json(
             r#"{"input":[1,28,28],"classes":10,"layers":[
-            {"type":"conv2d","out":4,"kernel":3,"padding":1},{"type":"batch_norm"},{"type":"relu"},
+            {"type":"conv2d","out":4,"kernel":3,"padding":1},{"type":"batch_norm"},{"type":"relu"},{"type":"dropout","p":0.2},
             {"type":"max_pool","size":4},{"type":"flatten"},{"type":"linear","out":10}]}"#,
         )
         .unwrap();
@@ -206,7 +206,7 @@ mod tests {
         let examples = t.data().train_examples(16).unwrap();
         let refs: Vec<&Example> = examples.iter().collect();
         let before = bits(t.params());
-        let etas = [1e-3f32, 2e-3, 0.1, 0.5];
+        let etas = [1e-4f32, 2e-4, 0.1, 0.5];
         let l = pollster::block_on(t.landscape(&refs, &etas)).unwrap();
         assert_eq!(
             bits(t.params()),
@@ -215,8 +215,8 @@ mod tests {
         );
         assert_eq!(t.steps_done(), 0);
         // first order: L(θ − η₁g) − L(θ − η₂g) ≈ (η₂ − η₁)·‖g‖², so the loss and g agree
-        let slope = (l.losses[0] - l.losses[1]) / (1e-3 * l.grad_norm * l.grad_norm);
-        assert!((slope - 1.0).abs() < 0.05, "slope {slope}, {l:?}");
+        let slope = (l.losses[0] - l.losses[1]) / (1e-4 * l.grad_norm * l.grad_norm);
+        assert!((slope - 1.0).abs() < 0.01, "slope {slope}, {l:?}");
         // and the gradient barely moves for a tiny step, more for a large one
         assert!(l.gradient_changes[0] < l.gradient_changes[3], "{l:?}");
         assert!(l.grad_norm > 0.0 && l.beta_smoothness.is_finite() && l.beta_smoothness > 0.0);
