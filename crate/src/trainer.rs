@@ -363,7 +363,7 @@ impl Trainer {
     }
 
     /// Store ids of the parameters of the layers named in `config.freeze`.
-    fn frozen_params(&self) -> Vec<usize> {
+    pub(crate) fn frozen_params(&self) -> Vec<usize> {
         let layer_of = |name: &str| name.split('.').next().unwrap_or("").to_string();
         (self.params.params.iter().enumerate())
             .filter(|(_, p)| self.config.freeze.contains(&layer_of(&p.name)))
