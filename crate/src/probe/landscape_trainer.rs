@@ -152,7 +152,8 @@ fn flatten_grads(store: &ParamStore, grads: &[Option<Tensor>], read: &[Vec<f32>]
     Ok(flat)
 }
 
-#[cfg(test)]
+// native only: the test blocks on the probe with pollster (wasm tests are in crate/tests/web.rs)
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
 
