@@ -91,7 +91,7 @@ impl TaskData {
             val_ids: Vec::new(),
         };
         if needs_mnist {
-            let m = data.mnist.as_ref().expect("checked above");
+            let m = data.digits()?;
             {
                 let mut pool: Vec<u32> = m
                     .train
@@ -116,7 +116,11 @@ impl TaskData {
         match config.source {
             DataSource::Mnist => {
                 data.sampler = Some(Sampler::new(&data.train_pool, seed.wrapping_add(1)));
-                data.val = data.val_ids.iter().map(|&i| data.mnist_example(i)).collect();
+                data.val = data
+                    .val_ids
+                    .iter()
+                    .map(|&i| data.mnist_example(i))
+                    .collect::<Result<_>>()?;
             }
             DataSource::Shapes | DataSource::Clutter => {
                 let range = shapes::split_range(Split::Val, N_TRAIN, config.val as u64, config.val as u64);
@@ -138,11 +142,16 @@ impl TaskData {
         self.relabel[m.labels[mnist_index as usize] as usize]
     }
 
-    fn mnist_example(&self, i: u32) -> Example {
-        let m = self.mnist.as_ref().expect("MNIST data");
+    /// The MNIST asset, which data needing it was checked to have at construction.
+    fn digits(&self) -> Result<&Mnist> {
+        (self.mnist.as_ref()).ok_or_else(|| Error::Data(format!("{:?} data needs the MNIST asset", self.config.source)))
+    }
+
+    fn mnist_example(&self, i: u32) -> Result<Example> {
+        let m = self.digits()?;
         let len = m.image_len();
         let i = i as usize;
-        Example {
+        Ok(Example {
             image: m.pixels[i * len..(i + 1) * len]
                 .iter()
                 .map(|&p| p as f32 / 255.0)
@@ -150,7 +159,7 @@ impl TaskData {
             label: self.label_of(i as u32).unwrap_or(0),
             truths: Vec::new(),
             mask: Vec::new(),
-        }
+        })
     }
 
     /// Scene `index` (shapes or clutter) as an example.
@@ -158,7 +167,7 @@ impl TaskData {
         let scene = match self.config.source {
             DataSource::Shapes => shapes::scene(&self.config.shapes(), self.seed, index)?,
             DataSource::Clutter => {
-                let m = self.mnist.as_ref().expect("MNIST data");
+                let m = self.digits()?;
                 // digits of training scenes come from the training pool (MNIST's training split,
                 // filtered), validation ones from its validation split
                 let pool = if index < N_TRAIN {
@@ -199,7 +208,7 @@ impl TaskData {
     /// moving the training stream.
     pub fn train_examples(&self, n: usize) -> Result<Vec<Example>> {
         match self.config.source {
-            DataSource::Mnist => Ok(self.train_pool.iter().take(n).map(|&i| self.mnist_example(i)).collect()),
+            DataSource::Mnist => self.train_pool.iter().take(n).map(|&i| self.mnist_example(i)).collect(),
             _ => (0..n as u64).map(|i| self.scene(i)).collect(),
         }
     }
@@ -208,7 +217,7 @@ impl TaskData {
     pub fn next_train(&mut self, n: usize) -> Result<Vec<Example>> {
         if let Some(sampler) = &mut self.sampler {
             let ids = sampler.next_batch(n);
-            return Ok(ids.iter().map(|&i| self.mnist_example(i)).collect());
+            return ids.iter().map(|&i| self.mnist_example(i)).collect();
         }
         let start = self.cursor;
         self.cursor += n as u64;
