@@ -3,9 +3,36 @@
 //! first `examples` validation examples, default `PROBE_EXAMPLES`) and returns an
 //! `Instrument`: a JSON header whose `{"$": i}` stands for `arrays[i]` (the wasm edge's
 //! convention). Each call reads what it shows in one round trip (`Backend::read_many`),
-//! except `landscape`, which needs two (θ and g, then the moved samples). A probe changes
-//! nothing of the trainer: forward passes run on tapes over its parameters, dropout masks
-//! come from a probe-owned seeded RNG, and batch norm runs in eval mode unless said otherwise.
+//! except `landscape`, which needs two (θ and g, then the moved samples), and the pure
+//! `overlap` and `inception-counts`, which read nothing. A probe changes nothing of the
+//! trainer: forward passes run on tapes over its parameters, dropout masks come from a
+//! probe-owned seeded RNG (`MASK_SEED`), running statistics are never updated, and the live
+//! dropout overrides of the config (`dropout_p`, `dropout_scaling`) apply.
+//!
+//! Headers (`$` = an array slot; shares and accuracies in [0, 1]):
+//! - `kernels` {zero_share, near_zero_share, norm, count, hist: {lo, hi, counts: $},
+//!   filter_norms: $, first: {layer, shape, max_abs, data: $} | null}: every conv kernel
+//!   (conv2d, conv_transpose2d, inception convs; no biases), histogram of 32 bins over
+//!   [min, max]; `first` and `filter_norms` are the first conv2d's.
+//! - `landscape` {loss_range, grad_change, beta, etas, losses, gradient_changes, grad_norm}:
+//!   default etas 6 log-spaced over [lr/4, 4·lr].
+//! - `activations` {layers: [{name, kind, p15, p50, p85}], examples}: eval mode.
+//! - `dropout-mask` {layer, p, scaling, shape, kept_share, mean_in, mean_train, mean_eval,
+//!   input: $, mask: $, output: $}: the first dropout layer; batch norm in eval mode.
+//! - `test-time` {eval, forgot_eval, classic_no_rescale, examples}.
+//! - `mc-dropout` {k, examples, accuracy_by_k: [K], mc_accuracy, weight_scaling_accuracy,
+//!   agreement, mean_entropy, entropy: $ (per example, nats)}.
+//! - `inception-counts` {params_naive, params_reduced, flops_naive, flops_reduced, blocks:
+//!   [{layer, reduced: {params, flops}, naive: {params, flops}, built_reduced}]}.
+//! - `branch-maps` {layer, branches: [{name, start, end}], shape: [C,H,W], maps: $}.
+//! - `class-maps` {layer, classes: [names], shape: [C,H,W], scores: [C], maps: $}.
+//! - `checkerboard` {score, stride, layer, shape: [C,H,W], examples, output: $ (example 0's
+//!   channel mean, H·W)}.
+//! - `overlap` {layer, kernel, stride, counts: [output width]}: the named or first
+//!   conv_transpose2d, one axis.
+//! - `switches` {layer, shape: [C,H,W] (pool input), pooled: [C,OH,OW], input: $ (channel
+//!   0, H·W), switches: $ (OH·OW positions into H·W, −1 when overwritten)}.
+//! - `decoder-stages` {stages: [{layer, kind, shape, map: $ (channel mean)}]}.
 
 use serde_json::{json, Map, Value};
 
