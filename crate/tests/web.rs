@@ -261,3 +261,61 @@ async fn webgpu_task_presets_match_cpu_in_the_browser() {
         );
     }
 }
+
+/// The chapters' probes in the browser (the page's path): on WebGPU with the CPU's weights,
+/// the same headers as on the CPU, within float noise.
+#[wasm_bindgen_test]
+async fn webgpu_instruments_match_cpu_in_the_browser() {
+    let spec = ModelSpec::from_json(
+        r#"{"input":[1,28,28],"classes":10,"layers":[
+        {"type":"conv2d","out":4,"kernel":3,"padding":1},{"type":"batch_norm"},{"type":"relu"},
+        {"type":"dropout","p":0.3},{"type":"max_pool","size":2,"name":"p"},{"type":"conv2d","out":4,"kernel":3,"padding":1},
+        {"type":"max_unpool","pool":"p"},{"type":"conv_transpose2d","out":2,"kernel":2,"stride":2},
+        {"type":"max_pool","size":8},{"type":"flatten"},{"type":"linear","out":10}]}"#,
+    )
+    .unwrap();
+    let gpu = GpuBackend::request().await.expect("WebGPU adapter");
+    let mut on_cpu = Trainer::with_device(
+        spec.clone(),
+        config(4),
+        bars(200),
+        Device::Cpu(CpuBackend::new()),
+        "test".into(),
+    )
+    .unwrap();
+    let mut on_gpu = Trainer::with_device(spec, config(4), bars(200), Device::Gpu(gpu), "test".into()).unwrap();
+    on_cpu.step(2).await.unwrap();
+    on_gpu.load_weights(&on_cpu.save_weights().await.unwrap()).unwrap();
+    for name in ["kernels", "activations", "checkerboard"] {
+        let c = on_cpu.instrument(name, &serde_json::Value::Null).await.unwrap();
+        let g = on_gpu.instrument(name, &serde_json::Value::Null).await.unwrap();
+        let num = |i: &cnn_playground::probe::Instrument, key: &str| i.header[key].as_f64();
+        match name {
+            "kernels" => {
+                assert_eq!(num(&c, "norm").map(|v| v as f32), num(&g, "norm").map(|v| v as f32));
+                close(
+                    "kernels hist",
+                    c.array(&c.header["hist"]["counts"]).unwrap(),
+                    g.array(&g.header["hist"]["counts"]).unwrap(),
+                );
+            }
+            "activations" => {
+                let (lc, lg) = (&c.header["layers"], &g.header["layers"]);
+                for (a, b) in lc.as_array().unwrap().iter().zip(lg.as_array().unwrap()) {
+                    for k in ["p15", "p50", "p85"] {
+                        let (x, y) = (a[k].as_f64().unwrap(), b[k].as_f64().unwrap());
+                        assert!(
+                            (x - y).abs() <= 1e-3 * x.abs().max(1.0),
+                            "{} {k}: cpu {x} vs webgpu {y}",
+                            a["name"]
+                        );
+                    }
+                }
+            }
+            _ => {
+                let (x, y) = (num(&c, "score").unwrap(), num(&g, "score").unwrap());
+                assert!((x - y).abs() <= 1e-3, "checkerboard: cpu {x} vs webgpu {y}");
+            }
+        }
+    }
+}
