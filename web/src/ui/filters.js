@@ -52,7 +52,6 @@ export class FilterView {
       this.canvas.width = Math.round(cssW * dpr);
       this.canvas.height = Math.round(cssH * dpr);
       this.canvas.style.width = `${cssW}px`;
-      this.canvas.style.height = `${cssH}px`;
     }
     const ctx = this.canvas.getContext('2d');
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);

@@ -43,7 +43,11 @@ export function bindForm({ getState, setState, setError }) {
           el.replaceChildren(...values.map((value) => new Option(value, value)));
         }
       } else if (el.tagName === 'SELECT' && el.options.length === 0) {
-        for (const value of field.values) el.add(new Option(OPTION_LABELS[value] ?? value, value));
+        for (const value of field.values) {
+          const option = new Option(OPTION_LABELS[value] ?? value, value);
+          if (name === 'task') option.title = TASKS[value].description;
+          el.add(option);
+        }
       }
       el.value = formatField(name, state[name]);
       el.removeAttribute('aria-invalid');

@@ -49,7 +49,7 @@ function makeCanvas(w, h, label) {
   canvas.width = w;
   canvas.height = h;
   canvas.style.width = `${VIEW}px`;
-  canvas.style.height = `${Math.round((VIEW * h) / w)}px`;
+  // the height follows from the canvas's aspect ratio (styles.css), so it can shrink on a phone
   canvas.setAttribute('aria-label', label);
   return canvas;
 }
