@@ -104,6 +104,7 @@ function loadHash() {
   writeHash();
   for (const name of Object.keys(FIELDS)) setError(`field:${name}`, null);
   form.fill();
+  applyViewSettings();
   resolveModel();
 }
 
@@ -121,6 +122,7 @@ function setState(changes) {
   }
   writeHash();
   form.sync();
+  applyViewSettings();
   if (newModel) resolveModel();
   else sendConfigure();
 }
@@ -368,7 +370,7 @@ function drawFrame() {
     view.probe = null;
     $('val-accuracy').textContent = fmtPercent(p.val_accuracy);
     $('val-accuracy').title = `on ${p.examples} validation digits at step ${p.step}; loss ${fmtLoss(p.val_loss)}`;
-    if (p.filters) filterView.draw(p.filters);
+    if (p.filters) filterView.draw(p.filters, 'first');
     else filterView.caption.textContent = 'This model has no conv layer.';
     if (p.digits) digitView.draw(p.digits);
     if (p.outputs) drawOutputs(p.outputs, p.step);
@@ -392,6 +394,12 @@ function drawFrame() {
     if ($('layer-select').value !== v.layer) $('layer-select').value = v.layer;
     layerViews.draw(v);
   }
+}
+
+/** Settings that only change how the page draws (no worker round trip): redrawn at once. */
+function applyViewSettings() {
+  filterView.setScale(state.kernel_scale);
+  layerViews.filters.setScale(state.kernel_scale);
 }
 
 function drawOutputs(outputs, step) {

@@ -16,6 +16,8 @@ const OPTION_LABELS = {
   linear: 'linear weights',
   all: 'everything',
   first_conv: 'first conv',
+  shared: 'one scale for all',
+  tile: 'each tile its own',
   train: 'train mode',
   eval: 'eval mode',
 };
@@ -72,6 +74,8 @@ export function bindForm({ getState, setState, setError }) {
       $('decoder').value = seg.decoder;
       $('unet').checked = seg.unet;
     }
+    // a field with two selects (kernel_scale): the one not touched follows
+    for (const el of document.querySelectorAll('select[data-field="kernel_scale"]')) el.value = state.kernel_scale;
     $('nms-iou-value').textContent = state.nms_iou.toFixed(2);
     $('score-threshold-value').textContent = state.score_threshold.toFixed(2);
     syncFreeze();

@@ -69,7 +69,7 @@ export class LayerViews {
     else this.maps.clear(v.missing.includes('activations') ? 'needs activations()' : 'no output recorded for this layer');
 
     this.filterBox.hidden = v.kind !== 'conv2d';
-    if (v.filters) this.filters.draw(v.filters);
+    if (v.filters) this.filters.draw(v.filters, v.layer);
 
     this.drawWeights(v);
     this.bnBox.hidden = !v.bn;
