@@ -129,6 +129,15 @@ test('batch-norm layer: running mean and variance per channel', { timeout: 240_0
     assert.equal(await page.locator('.view-bn').isVisible(), true);
     const bars = await page.evaluate(() => document.querySelector('[data-testid="bn-stats"] .u-legend').textContent);
     assert.match(bars, /mean.*var/);
+    // zero shares are what L1 makes of weights; for γ and β they mean nothing: hidden
+    assert.equal(await page.locator('[data-testid="zero-share"]').isVisible(), false);
+    assert.equal(await page.locator('[data-testid="near-zero-share"]').isVisible(), false);
+    assert.match(await text(page, 'weights-stats'), /^16 · ‖w‖/, 'γ and β of 8 channels');
+    // the conv layer before it shows them
+    await page.selectOption('[data-testid="layer-select"]', '0');
+    await waitView(page, '0');
+    assert.equal(await page.locator('[data-testid="zero-share"]').isVisible(), true);
+    assert.match(await text(page, 'zero-share'), /^\d+\.\d%$/);
     assert.equal(await page.locator('[data-testid="error"]').isVisible(), false, await text(page, 'error'));
   } finally {
     await env.close();

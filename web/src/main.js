@@ -27,6 +27,7 @@ import { FilterView } from './ui/filters.js';
 import { DigitView } from './ui/digits.js';
 import { LayerEditor, fmtTotals } from './ui/editor.js';
 import { bindForm } from './ui/form.js';
+import { stuckAtChance } from './labels.js';
 import { LayerViews } from './ui/layerview.js';
 
 const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
@@ -342,6 +343,8 @@ const view = {
   layer: null, // the last view result (drawn once)
   outputs: null, // redrawn outputs after a threshold change (drawn once)
   readoutsDirty: true,
+  losses: { first: [], recent: [] }, // the run's first and latest train losses (stuck near chance?)
+  classNames: null, // the task's class names, from the last outputs (Inside a layer names the label)
 };
 let frameQueued = false;
 
@@ -392,7 +395,7 @@ function drawFrame() {
     const v = view.layer;
     view.layer = null;
     if ($('layer-select').value !== v.layer) $('layer-select').value = v.layer;
-    layerViews.draw(v);
+    layerViews.draw(v, { task: taskCharts.task, classNames: view.classNames });
   }
 }
 
@@ -426,12 +429,27 @@ function drawReadouts() {
     $('speed').textContent = '–';
   }
 
+  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const stuck =
+    t && t.phase !== 'diverged' && view.losses.recent.length > 0
+      ? stuckAtChance({
+          task: state?.task,
+          step: t.step,
+          first: mean(view.losses.first),
+          recent: mean(view.losses.recent),
+          accuracy: t.accuracy,
+          classes: model?.classes,
+          lr: state?.lr,
+        })
+      : null;
   let phase = 'idle';
   if (s?.building) phase = 'building…';
   else if (t?.phase === 'diverged') phase = `diverged at step ${t.diverged_at ?? t.step}`;
-  else if (s?.running) phase = 'training';
+  else if (s?.running) phase = stuck ? 'stuck near chance' : 'training';
   else if (t) phase = 'paused';
   $('phase').textContent = phase;
+  $('phase-hint').hidden = !stuck || Boolean(s?.building);
+  $('phase-hint').textContent = stuck ? `Stuck near chance: ${stuck.why}. ${stuck.hint}` : '';
 
   const ready = Boolean(s?.ready) && !s?.building;
   const diverged = t?.phase === 'diverged';
@@ -542,6 +560,8 @@ function startRun(run) {
   view.probe = null;
   view.layer = null;
   view.outputs = null;
+  view.losses = { first: [], recent: [] };
+  view.classNames = null;
   outputView.clear();
   taskCharts.metrics?.clear();
   taskCharts.parts?.clear();
@@ -587,6 +607,10 @@ function onWorkerMessage(msg) {
     view.status = msg;
   } else if (msg.type === 'report' && msg.kind === 'train') {
     view.train = msg;
+    if (Number.isFinite(msg.loss)) {
+      if (view.losses.first.length < 3) view.losses.first.push(msg.loss);
+      view.losses.recent = [...view.losses.recent.slice(-9), msg.loss];
+    }
     lossChart.add(msg.step, { train: msg.loss, penalty: msg.penalty });
     accuracyChart.add(msg.step, { train: msg.accuracy });
     if (msg.parts && Object.keys(msg.parts).length > 0) taskCharts.parts?.add(msg.step, msg.parts);
@@ -604,12 +628,14 @@ function onWorkerMessage(msg) {
     showTask(msg);
   } else if (msg.type === 'probe-result') {
     view.probe = msg;
+    view.classNames = msg.outputs?.class_names ?? view.classNames;
     lossChart.add(msg.step, { val: msg.val_loss });
     accuracyChart.add(msg.step, { val: msg.val_accuracy });
     if (msg.twin) taskCharts.metrics?.add(msg.step, { finetune: msg.val_accuracy, scratch: msg.twin.val_accuracy });
     else if (msg.metrics) taskCharts.metrics?.add(msg.step, msg.metrics);
   } else if (msg.type === 'outputs-result') {
     view.outputs = msg;
+    view.classNames = msg.outputs?.class_names ?? view.classNames;
   } else if (msg.type === 'view-result') {
     view.layer = msg;
   } else {

@@ -5,6 +5,7 @@
 // parse is marked and named, one that does becomes a state change.
 import { FIELDS, formatField, parseField } from '../state.js';
 import { DECODERS, TASKS, decoderOf, freezeList, freezeText, segmentPreset } from '../tasks.js';
+import { accuracyLabels, penaltyInfo } from '../labels.js';
 
 const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
 
@@ -69,6 +70,20 @@ export function bindForm({ getState, setState, setError }) {
     document.querySelector('.metric-readout').hidden = task === 'classify';
     document.querySelector('.parts-readout').hidden = TASKS[task].parts.length === 0;
     $('val-metric-label').textContent = task === 'transfer' ? 'Val. accuracy from scratch' : TASKS[task].headline.label;
+    // what "accuracy" measures in this task, and what the penalty readout is under this L1 mode
+    const acc = accuracyLabels(task);
+    for (const [id, text] of [['accuracy-label', acc.train], ['val-accuracy-label', acc.val]]) {
+      $(id).textContent = text;
+      $(id).title = acc.title;
+    }
+    const chartTitle = $('accuracy-chart').querySelector('.u-title');
+    if (chartTitle) chartTitle.textContent = acc.train;
+    const pen = penaltyInfo(state);
+    $('penalty-label').textContent = pen.label;
+    $('penalty-label').title = pen.title;
+    $('penalty-note').textContent = pen.note;
+    $('penalty-note').hidden = pen.note === '';
+    $('penalty-note').classList.toggle('warn', pen.warn);
     const seg = decoderOf(state.preset);
     if (seg) {
       $('decoder').value = seg.decoder;

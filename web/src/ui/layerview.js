@@ -46,14 +46,18 @@ export class LayerViews {
     for (const id of ['zero-share', 'near-zero-share', 'model-zero-share', 'weights-stats']) $in(this.root, id).textContent = '–';
   }
 
-  /** @param {object} v  a view-result message (see worker.js) */
-  draw(v) {
+  /**
+   * @param {object} v  a view-result message (see worker.js)
+   * @param {{task?: string, classNames?: string[] | null}} [names]  the task and its class
+   *   names (from the outputs), so the example's label reads "circle", not "label 1"
+   */
+  draw(v, { task = 'classify', classNames = null } = {}) {
     const missing = v.missing.length ? ` This build of the wasm core lacks ${v.missing.map((m) => `${m}()`).join(', ')}, so those views are empty.` : '';
     this.note.textContent = `Layer ${v.layer} (${v.kind}) at step ${v.step}, validation example ${v.example}.${missing}`;
 
     if (v.image && v.input?.[0] === 3) {
       drawRgb(this.image, v.image, v.input[1], v.input[2]);
-      this.imageCaption.textContent = `example ${v.example} · label ${v.label}`;
+      this.imageCaption.textContent = exampleCaption(v, task, classNames);
     } else if (v.image) {
       const [h, w] = v.input ? v.input.slice(1) : [28, 28];
       let lo = Infinity;
@@ -63,7 +67,7 @@ export class LayerViews {
         hi = Math.max(hi, x);
       }
       drawGray(this.image, v.image, h, w, lo, hi);
-      this.imageCaption.textContent = `example ${v.example} · label ${v.label}`;
+      this.imageCaption.textContent = exampleCaption(v, task, classNames);
     }
     if (v.activation) this.maps.draw(v.activation, v.kind);
     else this.maps.clear(v.missing.includes('activations') ? 'needs activations()' : 'no output recorded for this layer');
@@ -95,6 +99,9 @@ export class LayerViews {
     set('model-zero-share', `${percent(w.all.zeros, w.all.count)} · ${percent(w.all.near_zeros, w.all.count)}`, `exact zeros · |w| < ${NEAR_ZERO}, over all ${w.all.count} conv and linear weights`);
     const weights = w.params.filter((p) => p.group === 'conv' || p.group === 'linear');
     const shown = weights.length ? weights : w.params;
+    // exact and near zeros are what L1 makes of conv / linear weights; for batch norm's γ
+    // and β (which no regularizer targets by default) they mean nothing: not shown
+    for (const id of ['zero-share', 'near-zero-share']) $in(this.root, id).parentElement.hidden = weights.length === 0;
     this.histogramBox.hidden = shown.length === 0;
     if (shown.length === 0) {
       for (const id of ['zero-share', 'near-zero-share', 'weights-stats']) set(id, '–');
@@ -121,6 +128,15 @@ export class LayerViews {
     const others = shown.length > 1 ? ` (the histogram shows the first of its ${shown.length} tensors)` : '';
     this.weightCaption.textContent = `${first.name}: ${fmtShape(first.shape)}${others}`;
   }
+}
+
+/** The chosen example's caption: its class by name where the task has names (a scene:
+ * the class of its first shape). MNIST classification's names are its digits. */
+export function exampleCaption(v, task, classNames) {
+  const name = classNames?.[v.label] ?? String(v.label);
+  if (task === 'detect' || task === 'segment') return `example ${v.example} · a scene; first shape: ${name}`;
+  if (task === 'classify' && !classNames) return `example ${v.example} · label ${name}`;
+  return `example ${v.example} · ${name}`;
 }
 
 /** A layer's output for one example: a tile per channel (C,H,W) or a strip of cells (K). */
