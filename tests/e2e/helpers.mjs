@@ -234,3 +234,52 @@ export async function layoutFacts(page, selects = ['task', 'preset']) {
     };
   }, selects);
 }
+
+/**
+ * Watches the page's main thread for long tasks (over 50 ms: PerformanceObserver
+ * 'longtask'), and for long animation frames ('long-animation-frame', where Chromium has
+ * it) to name the scripts that ran in them. Returns {stop}: stop() ends the watch and
+ * gives {tasks: [{start, duration}] longest first, frames: [{start, duration, blocking,
+ * scripts: ["invoker function@file:char 12ms", ...]}] longest first, over 50 ms}. Use it
+ * around a stretch of training:
+ *   const watch = await watchLongTasks(page); ...; const { tasks, frames } = await watch.stop();
+ */
+export async function watchLongTasks(page) {
+  await page.evaluate(() => {
+    const seen = { tasks: [], frames: [] };
+    for (const o of window.__longTaskObservers ?? []) o.disconnect();
+    const tasks = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) seen.tasks.push({ start: Math.round(e.startTime), duration: Math.round(e.duration) });
+    });
+    tasks.observe({ type: 'longtask' });
+    window.__longTaskObservers = [tasks];
+    if (PerformanceObserver.supportedEntryTypes.includes('long-animation-frame')) {
+      const frames = new PerformanceObserver((list) => {
+        for (const e of list.getEntries()) {
+          if (e.duration <= 50) continue;
+          seen.frames.push({
+            start: Math.round(e.startTime),
+            duration: Math.round(e.duration),
+            blocking: Math.round(e.blockingDuration),
+            scripts: e.scripts.map(
+              (x) => `${x.invoker} ${x.sourceFunctionName || '?'}@${(x.sourceURL || '').split('/').pop()}:${x.sourceCharPosition} ${Math.round(x.duration)}ms`,
+            ),
+          });
+        }
+      });
+      frames.observe({ type: 'long-animation-frame' });
+      window.__longTaskObservers.push(frames);
+    }
+    window.__longTaskSeen = seen;
+  });
+  return {
+    async stop() {
+      return page.evaluate(() => {
+        for (const o of window.__longTaskObservers) o.disconnect();
+        const { tasks, frames } = window.__longTaskSeen;
+        const longest = (a, b) => b.duration - a.duration;
+        return { tasks: [...tasks].sort(longest), frames: [...frames].sort(longest) };
+      });
+    },
+  };
+}
