@@ -177,6 +177,37 @@ test('export: weights.safetensors and model.py download', { timeout: 180_000 }, 
   }
 });
 
+test('export: model.py writes the dropout p that ran (the live override), not the spec\'s', { timeout: 180_000 }, async () => {
+  const env = await launch();
+  try {
+    const layers = [
+      { type: 'conv2d', out: 4, kernel: 5, padding: 'same' },
+      { type: 'relu' },
+      { type: 'max_pool', size: 4 },
+      { type: 'flatten' },
+      { type: 'dropout', p: 0.5 },
+      { type: 'linear', out: 10 },
+    ];
+    const page = await openPage(env.browser, `${env.server.url}#backend=cpu&dropout_p=0.3&arch=${encodeArch(layers)}`);
+    await waitReady(page);
+    await playUntil(page, 3);
+    let source = fs.readFileSync(await (await download(page, 'export-model-py')).path(), 'utf8');
+    assert.match(source, /self\.add_module\("4", nn\.Dropout\(p=0\.3\)\)/, 'the override that trained');
+    assert.doesNotMatch(source, /p=0\.5/);
+    assert.match(source, /# dropout: the run's override of the spec's p = 0\.3/);
+    // back to the spec's p (the live field emptied): the spec's 0.5 again
+    await page.fill('[data-testid="dropout-p"]', '');
+    await page.locator('[data-testid="dropout-p"]').blur();
+    await page.waitForFunction(() => /dropout_p=spec/.test(location.hash));
+    await playUntil(page, 5);
+    source = fs.readFileSync(await (await download(page, 'export-model-py')).path(), 'utf8');
+    assert.match(source, /nn\.Dropout\(p=0\.5\)/);
+    assert.deepEqual(page.pageErrors, []);
+  } finally {
+    await env.close();
+  }
+});
+
 test('kernel tiles: one shared colour scale by default (said in the caption, in the URL); per-tile on request', { timeout: 180_000 }, async () => {
   const env = await launch();
   try {

@@ -66,11 +66,10 @@ export class LayerViews {
    */
   parts(v, { task = 'classify', classNames = null } = {}) {
     return [
-      () => {
-        this.drawInput(v, task, classNames);
-        if (v.activation) this.maps.draw(v.activation, v.kind);
-        else this.maps.clear(v.missing.includes('activations') ? 'needs activations()' : 'no output recorded for this layer');
-      },
+      () => this.drawInput(v, task, classNames),
+      ...(v.activation
+        ? this.maps.parts(v.activation, v.kind)
+        : [() => this.maps.clear(v.missing.includes('activations') ? 'needs activations()' : 'no output recorded for this layer')]),
       () => {
         this.filterBox.hidden = v.kind !== 'conv2d';
         if (v.filters) this.filters.draw(v.filters, v.layer);
@@ -177,10 +176,31 @@ class MapView {
 
   clear(why = 'Activations appear once the model is built.') {
     this.canvas.getContext('2d', SOFT).clearRect(0, 0, this.canvas.width, this.canvas.height);
+    this.layout = null;
     this.caption.textContent = why;
   }
 
-  draw({ shape, data }, kind) {
+  draw(activation, kind) {
+    for (const part of this.parts(activation, kind)) part();
+  }
+
+  /** The drawing in parts: the scale and the canvas, then MAPS_PER_PART maps a part. */
+  parts({ shape, data }, kind) {
+    const flat = shape.length === 1;
+    const c = flat ? 1 : shape[0];
+    let paint = null; // set by the first part: paints maps [from, to)
+    const parts = [
+      () => {
+        paint = this.begin({ shape, data }, kind);
+      },
+    ];
+    for (let from = 0; from < c && !flat; from += MAPS_PER_PART) parts.push(() => paint?.(from, Math.min(c, from + MAPS_PER_PART)));
+    return parts;
+  }
+
+  /** Sizes the canvas and writes the caption; returns paint(from, to) for the maps (null
+   * for a flat output, drawn here at once). */
+  begin({ shape, data }, kind) {
     let lo = Infinity;
     let hi = -Infinity;
     for (const x of data) {
@@ -205,7 +225,11 @@ class MapView {
     }
     const ctx = this.canvas.getContext('2d', SOFT);
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.clearRect(0, 0, cssW, cssH);
+    // the maps are painted over the next frames, over the last ones (no blank in between);
+    // another layout (shape) starts from a clear canvas
+    const layout = shape.join('x');
+    if (this.layout !== layout) ctx.clearRect(0, 0, cssW, cssH);
+    this.layout = layout;
     ctx.imageSmoothingEnabled = false;
     const scale = Math.max(Math.abs(lo), Math.abs(hi), 1e-12);
     const colour = (x) => (signed ? diverging(x / scale) : gray(x / scale));
@@ -223,7 +247,7 @@ class MapView {
       let arg = 0;
       for (let i = 1; i < w; i++) if (data[i] > data[arg]) arg = i;
       this.caption.textContent = `${w} values in [${lo.toPrecision(2)}, ${hi.toPrecision(2)}]; the largest is #${arg}`;
-      return;
+      return null;
     }
     if (this.scratch.width !== w || this.scratch.height !== h) {
       this.scratch.width = w;
@@ -232,25 +256,29 @@ class MapView {
     const sctx = this.scratch.getContext('2d', SOFT);
     const image = sctx.createImageData(w, h);
     const px = image.data;
-    for (let ch = 0; ch < c; ch++) {
-      for (let i = 0; i < h * w; i++) {
-        const k = 3 * Math.max(0, Math.min(top, index(data[ch * h * w + i])));
-        px[i * 4] = lut[k];
-        px[i * 4 + 1] = lut[k + 1];
-        px[i * 4 + 2] = lut[k + 2];
-        px[i * 4 + 3] = 255;
-      }
-      sctx.putImageData(image, 0, 0);
-      const x = (ch % cols) * (cell + gap);
-      const y = Math.floor(ch / cols) * (cell + gap);
-      ctx.drawImage(this.scratch, x, y, cell, cell);
-      ctx.strokeStyle = '#cbd5e1';
-      ctx.strokeRect(x + 0.5, y + 0.5, cell - 1, cell - 1);
-    }
     const legend = signed ? 'blue negative, orange positive' : 'dark high';
     this.caption.textContent = `${kind}: ${c} maps of ${h}×${w}, values in [${lo.toPrecision(2)}, ${hi.toPrecision(2)}] — ${legend}, one scale for all maps`;
+    return (from, to) => {
+      for (let ch = from; ch < to; ch++) {
+        for (let i = 0; i < h * w; i++) {
+          const k = 3 * Math.max(0, Math.min(top, index(data[ch * h * w + i])));
+          px[i * 4] = lut[k];
+          px[i * 4 + 1] = lut[k + 1];
+          px[i * 4 + 2] = lut[k + 2];
+          px[i * 4 + 3] = 255;
+        }
+        sctx.putImageData(image, 0, 0);
+        const x = (ch % cols) * (cell + gap);
+        const y = Math.floor(ch / cols) * (cell + gap);
+        ctx.drawImage(this.scratch, x, y, cell, cell);
+        ctx.strokeStyle = '#cbd5e1';
+        ctx.strokeRect(x + 0.5, y + 0.5, cell - 1, cell - 1);
+      }
+    };
   }
 }
+
+const MAPS_PER_PART = 4;
 
 /** Paints a (3, H, W) image with values in [0, 1]. */
 function drawRgb(canvas, data, h, w) {
