@@ -21,6 +21,9 @@ function rgb(hex) {
   return [(n >> 16) & 255, (n >> 8) & 255, n & 255];
 }
 
+/** The palette as [r, g, b], parsed once (masks are tinted per pixel). */
+const PALETTE_RGB = PALETTE.map(rgb);
+
 /** The colour of class `c`; in masks, class 0 is the background. */
 export function classColor(c) {
   return PALETTE[c % PALETTE.length];
@@ -160,7 +163,7 @@ export class OutputView {
     const [, h, w] = dims;
     const names = out.class_names;
     if (out.task === 'segment') {
-      const tint = (mask) => (i) => (mask && mask[i] > 0 ? rgb(classColor(mask[i])) : null);
+      const tint = (mask) => (i) => (mask && mask[i] > 0 ? PALETTE_RGB[mask[i] % PALETTE.length] : null);
       paint(tile.canvases[0].getContext('2d', SOFT), dims, ex.image, tint(ex.pred.mask));
       paint(tile.canvases[1].getContext('2d', SOFT), dims, ex.image, tint(ex.truth.mask));
       const fg = ex.pred.fg ?? [];
