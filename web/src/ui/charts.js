@@ -66,7 +66,7 @@ export class CurveChart {
         },
       ],
       series: [
-        { label: 'step' },
+        { label: xLabel },
         ...series.map((s) => ({
           label: s.label,
           stroke: s.color,
