@@ -501,7 +501,7 @@ function drawFrame() {
   lossChart.render();
   accuracyChart.render();
   if (instruments) {
-    instruments.render();
+    if (instruments.render()) queueFrame(); // the rest on the next frame
     drawAnswer();
   }
   taskCharts.metrics?.render();

@@ -13,6 +13,7 @@ import { INSTRUMENT_PROBES } from '../chapters.js';
 const A = { train: '#2563eb', val: '#ea580c', c3: '#0891b2' };
 const B = { train: '#16a34a', val: '#c026d3', c3: '#a16207' };
 const IMAGE = 96; // CSS pixels per drawn map side
+const FRAME_BUDGET_MS = 8; // instrument drawing per animation frame
 
 const el = (tag, className, text) => {
   const e = document.createElement(tag);
@@ -134,9 +135,23 @@ class Instrument {
   feed(kind, msg) {
     const f = this.spec[kind];
     if (!f) return;
+    // image drawers build canvases: that waits for the next frame (the latest result only)
+    if (kind === 'instruments' && this.spec.deferred) {
+      this.deferred = msg;
+      return;
+    }
     if (f.call(this.spec, this, msg) !== false) this.pendingStep = msg.step;
   }
+  /** Has something to draw on the next render. */
+  get dirty() {
+    return this.deferred !== undefined || this.pendingStep !== null || Boolean(this.state.data) || this.state.dirty || this.state.pending?.length > 0 || this.state.curves?.chart?.dirty;
+  }
   render() {
+    if (this.deferred !== undefined) {
+      const msg = this.deferred;
+      this.deferred = undefined;
+      if (this.spec.instruments.call(this.spec, this, msg) !== false) this.pendingStep = msg.step;
+    }
     this.spec.render?.(this);
     if (this.pendingStep !== null) {
       this.root.dataset.step = String(this.pendingStep);
@@ -268,6 +283,7 @@ export const DRAWERS = {
     },
   },
   'first-kernels': {
+    deferred: true,
     title: 'First-layer kernels, A and B',
     caption: 'Each kernel of the first conv layer on ONE diverging scale shared by A and B: white is 0, red > 0, blue < 0.',
     instruments(inst, msg) {
@@ -402,6 +418,7 @@ export const DRAWERS = {
     },
   },
   'dropout-mask': {
+    deferred: true,
     title: 'The dropout mask on one example',
     caption: 'The activation map entering dropout, the mask of this step (white = kept), and what goes on (kept × 1/(1−p) when inverted).',
     instruments(inst, msg) {
@@ -544,6 +561,7 @@ export const DRAWERS = {
     },
   },
   'branch-maps': {
+    deferred: true,
     title: 'Per-branch activation maps',
     caption: "The inception block's output on one example, each branch's channels averaged into one map (gray: low to high).",
     instruments(inst, msg) {
@@ -567,6 +585,7 @@ export const DRAWERS = {
     },
   },
   'class-maps': {
+    deferred: true,
     title: 'Per-class maps before global average pooling',
     caption: "The NiN head's class maps on one example (diverging, white = 0, one scale); global average pooling turns each into its score.",
     instruments(inst, msg) {
@@ -595,6 +614,7 @@ export const DRAWERS = {
     },
   },
   checkerboard: {
+    deferred: true,
     title: 'Checkerboard score (Odena et al.)',
     caption: "Share of the decoder output's spectral energy at the stride frequency, over steps; the outputs at step 0 and now.",
     init(inst) {
@@ -663,6 +683,7 @@ export const DRAWERS = {
     },
   },
   switches: {
+    deferred: true,
     title: "Max-pooling switches",
     caption: "The pooled layer's input (channel 0, gray) with the argmax position of each pooling window in red: where unpooling puts values back.",
     instruments(inst, msg) {
@@ -679,6 +700,7 @@ export const DRAWERS = {
     },
   },
   'decoder-stages': {
+    deferred: true,
     title: 'Decoder activations per stage',
     caption: "Each decoder stage's output on one example, averaged over channels (gray: low to high), A above B.",
     instruments(inst, msg) {
@@ -752,7 +774,21 @@ export class Instruments {
     for (const inst of this.list) inst.feed(kind, msg);
   }
 
+  /** Draws what changed, within a few milliseconds a frame: what is left waits for the
+   * next frame (the drawers take turns), so that no frame grows into a long task. */
   render() {
-    for (const inst of this.list) inst.render();
+    const t0 = performance.now();
+    const n = this.list.length;
+    this.cursor = this.cursor ?? 0;
+    for (let k = 0; k < n; k++) {
+      const inst = this.list[(this.cursor + k) % n];
+      if (!inst.dirty) continue;
+      inst.render();
+      if (performance.now() - t0 > FRAME_BUDGET_MS) {
+        this.cursor = (this.cursor + k + 1) % n;
+        return true; // more to draw
+      }
+    }
+    return false;
   }
 }
