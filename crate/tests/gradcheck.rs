@@ -1011,6 +1011,7 @@ fn model_dag_matches_finite_differences(be: &dyn Backend) {
             rng: Some(&mut masks),
             dropout_p: None,
             dropout_scaling: None,
+            test_dropout: Default::default(),
         };
         let z = model.forward(tape, xv, &mut pass).unwrap().output();
         tape.cross_entropy(z, &y).unwrap().loss

@@ -94,6 +94,25 @@ pub struct Pass<'r> {
     pub rng: Option<&'r mut Rng>,
     pub dropout_p: Option<f32>,
     pub dropout_scaling: Option<DropoutScaling>,
+    /// What dropout layers do in eval mode (ignored in train mode): the dropout chapter's
+    /// test-time modes and Monte-Carlo dropout.
+    pub test_dropout: TestDropout,
+}
+
+/// Dropout in an eval-mode pass (batch norm uses its running statistics in every case).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TestDropout {
+    /// `model.eval()`: identity for inverted dropout, ×(1−p) for classic.
+    #[default]
+    Expected,
+    /// Masks drawn as in training, from the pass's RNG, with the training scale (Monte-Carlo
+    /// dropout: Gal & Ghahramani 2016).
+    Masks,
+    /// Classic dropout's test-time ×(1−p) forgotten. A classic-trained layer is then the
+    /// identity. An inverted-trained net is the classic net whose next weights absorbed the
+    /// 1/(1−p), so forgetting that net's ×(1−p) leaves a factor 1/(1−p): the layer is ×1/(1−p).
+    /// In both cases the layer's output is its `Expected` output divided by (1−p).
+    NoRescale,
 }
 
 impl Pass<'static> {
@@ -104,6 +123,7 @@ impl Pass<'static> {
             rng: None,
             dropout_p: None,
             dropout_scaling: None,
+            test_dropout: TestDropout::Expected,
         }
     }
 }
@@ -445,20 +465,24 @@ fn conv_relu(tape: &mut Tape, x: Var, c: Conv) -> Result<Var> {
     tape.activation(y, Activation::Relu)
 }
 
-/// Train: keep each unit with probability 1-p (mask from the pass's RNG), scaled by
-/// 1/(1-p) when inverted. Eval: identity when inverted, ×(1-p) when classic.
+/// Train (and eval with `TestDropout::Masks`): keep each unit with probability 1-p (mask
+/// from the pass's RNG), scaled by 1/(1-p) when inverted. Eval: identity when inverted,
+/// ×(1-p) when classic; with `TestDropout::NoRescale` that output divided by (1-p).
 fn dropout(tape: &mut Tape, x: Var, p: f32, scaling: DropoutScaling, pass: &mut Pass, layer: &str) -> Result<Var> {
     if p == 0.0 {
         return Ok(x);
     }
-    match (pass.mode, scaling) {
-        (Mode::Eval, DropoutScaling::Inverted) => Ok(x),
-        (Mode::Eval, DropoutScaling::Classic) => tape.scale(x, 1.0 - p),
-        (Mode::Train, _) => {
+    let masks = pass.mode == Mode::Train || pass.test_dropout == TestDropout::Masks;
+    match (masks, pass.test_dropout, scaling) {
+        (false, TestDropout::NoRescale, DropoutScaling::Inverted) => tape.scale(x, 1.0 / (1.0 - p)),
+        (false, TestDropout::NoRescale, DropoutScaling::Classic) => Ok(x),
+        (false, _, DropoutScaling::Inverted) => Ok(x),
+        (false, _, DropoutScaling::Classic) => tape.scale(x, 1.0 - p),
+        (true, ..) => {
             let Some(rng) = pass.rng.as_deref_mut() else {
                 return Err(Error::Config {
                     field: "mode",
-                    problem: format!("dropout layer {layer} in train mode needs a seeded RNG for its mask"),
+                    problem: format!("dropout layer {layer} with masks on needs a seeded RNG for its mask"),
                 });
             };
             let shape = tape.value(x).shape.clone();
