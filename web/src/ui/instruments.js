@@ -45,6 +45,7 @@ function paintPlane(canvas, data, h, w, { offset = 0, scale = null, marks = null
   if (scale === null) {
     for (let i = 0; i < h * w; i++) {
       const v = data[offset + i];
+      if (v === undefined) continue;
       if (v < lo) lo = v;
       if (v > hi) hi = v;
     }
@@ -52,7 +53,8 @@ function paintPlane(canvas, data, h, w, { offset = 0, scale = null, marks = null
   for (let i = 0; i < h * w; i++) {
     const v = data[offset + i];
     let px;
-    if (scale !== null) px = diverging(scale > 0 ? v / scale : 0);
+    if (v === undefined) px = [255, 255, 255]; // past the end of a vector drawn as a block
+    else if (scale !== null) px = diverging(scale > 0 ? v / scale : 0);
     else {
       const g = hi > lo ? Math.round((255 * (v - lo)) / (hi - lo)) : 0;
       px = [g, g, g];
@@ -81,6 +83,11 @@ function maxAbs(data) {
 
 /** The H and W of a shape (its last two dims) and the planes before them. */
 function planes(shape) {
+  if (shape.length === 1) {
+    // a vector (a linear layer's units): drawn as a near-square block, row by row
+    const w = Math.ceil(Math.sqrt(shape[0]));
+    return { h: Math.ceil(shape[0] / w), w, n: 1 };
+  }
   const w = shape.at(-1);
   const h = shape.length > 1 ? shape.at(-2) : 1;
   return { h, w, n: shape.slice(0, -2).reduce((a, b) => a * b, 1) };
@@ -426,7 +433,7 @@ export const DRAWERS = {
       for (const side of ['a', 'b']) {
         const h = hdr(msg, side, 'dropout-mask');
         if (!h) continue;
-        const [input, mask, output] = h.arrays ?? [h.input, h.mask, h.output];
+        const { input, mask, output } = h;
         const { h: hh, w } = planes(h.shape);
         rows.push({
           label: inst.ctx.labels[side],
@@ -569,7 +576,7 @@ export const DRAWERS = {
       for (const side of ['a', 'b']) {
         const h = hdr(msg, side, 'branch-maps');
         if (!h) continue;
-        const maps = h.arrays?.[0] ?? h.maps ?? h.data;
+        const maps = h.maps;
         const { h: hh, w } = planes(h.shape);
         rows.push({
           label: inst.ctx.labels[side],
@@ -593,7 +600,7 @@ export const DRAWERS = {
       for (const side of ['a', 'b']) {
         const h = hdr(msg, side, 'class-maps');
         if (!h) continue;
-        const maps = h.arrays?.[0] ?? h.maps ?? h.data;
+        const maps = h.maps;
         const { h: hh, w } = planes(h.shape);
         const scale = maxAbs(maps);
         const k = h.shape.length > 2 ? h.shape.at(-3) : 1;
@@ -638,7 +645,7 @@ export const DRAWERS = {
       const rows = [];
       for (const [side, h] of [['a', a], ['b', b]]) {
         if (!h) continue;
-        const out = h.arrays?.[0] ?? h.output ?? h.data;
+        const out = h.output;
         const { h: hh, w } = planes(h.shape);
         // the output at step 0 is kept: the pattern is there before any training
         inst.state.first[side] ??= { data: Float32Array.from(out.subarray(0, hh * w)), step: msg.step };
@@ -691,7 +698,7 @@ export const DRAWERS = {
       for (const side of ['a', 'b']) {
         const h = hdr(msg, side, 'switches');
         if (!h) continue;
-        const [input, argmax] = h.arrays ?? [h.input, h.argmax];
+        const [input, argmax] = [h.input, h.switches];
         const { h: hh, w } = planes(h.shape);
         rows.push({ label: inst.ctx.labels[side], tiles: [{ label: `${h.layer}: input + switches`, data: input, h: hh, w, marks: new Set(Array.from(argmax, Math.round)) }] });
       }
@@ -708,12 +715,11 @@ export const DRAWERS = {
       for (const side of ['a', 'b']) {
         const h = hdr(msg, side, 'decoder-stages');
         if (!h) continue;
-        const maps = h.arrays ?? h.stages.map((s) => s.data);
         rows.push({
           label: inst.ctx.labels[side],
-          tiles: h.stages.map((s, i) => {
+          tiles: h.stages.map((s) => {
             const { h: hh, w } = planes(s.shape);
-            return { label: `${s.layer} (${s.kind}) ${s.shape.join('×')}`, data: s.data ?? maps[i], h: hh, w };
+            return { label: `${s.layer} (${s.kind}) ${s.shape.join('×')}`, data: s.map, h: hh, w };
           }),
         });
       }
