@@ -29,7 +29,7 @@
 //                                             confidence: Float32Array} | null (MNIST classification),
 //                                    outputs: Playground.outputs(k), unpacked | null (every other task)}
 //                   {type: 'instruments', run, step, a: {probe: header with arrays in place},
-//                                    b: {...} | null, errors: {probe: message}}
+//                                    b: {...} | null, errors: {probe: {a?: message, b?: message}}}
 //                                    the chapter's probes (Playground.instrument) for A and B,
 //                                    every instruments.every steps and at most ~once a second,
 //                                    and on pause / single step / a new model; never every step
@@ -677,7 +677,7 @@ async function runInstruments() {
   const t0 = performance.now();
   const buffers = [];
   const errors = {};
-  const side = async (pg, label) => {
+  const side = async (pg, key) => {
     const out = {};
     for (const { name, options } of inst.probes) {
       try {
@@ -685,13 +685,13 @@ async function runInstruments() {
         out[name] = value;
         buffers.push(...b);
       } catch (err) {
-        errors[name] = `${label}: ${messageOf(err)}`;
+        errors[name] = { ...errors[name], [key]: messageOf(err) };
       }
     }
     return out;
   };
-  const a = await side(session.pg, 'run A');
-  const b = session.twin ? await side(session.twin, 'run B') : null;
+  const a = await side(session.pg, 'a');
+  const b = session.twin ? await side(session.twin, 'b') : null;
   session.instrumentsStep = session.step;
   post({ type: 'instruments', run: session.run, step: session.step, a, b, errors }, buffers);
   session.nextInstrumentsAt = performance.now() + Math.max(MIN_INSTRUMENTS_INTERVAL_MS, 4 * (performance.now() - t0));

@@ -546,7 +546,7 @@ export const DRAWERS = {
         [a.params_reduced, a.flops_reduced],
       ];
       const blocks = (a.blocks ?? [])
-        .map((bl) => `${bl.name ?? bl.layer ?? 'block'}: ${(bl.branches ?? []).map((br) => br.name ?? br).join(' | ')}`)
+        .map((bl) => `${bl.layer}: ${bl.naive?.params} → ${bl.reduced?.params} params`)
         .join('; ');
       inst.note.textContent = `Params ${a.params_naive} → ${a.params_reduced} (${fmt(a.params_naive / a.params_reduced, 2)}×), FLOPs ${a.flops_naive} → ${a.flops_reduced} (${fmt(a.flops_naive / a.flops_reduced, 2)}×). ${blocks}`;
     },
@@ -773,8 +773,14 @@ export class Instruments {
       this.errors = msg.errors ?? {};
       for (const inst of this.list) {
         const probe = INSTRUMENT_PROBES[inst.name];
-        inst.note.dataset.error = probe && this.errors[probe] ? 'true' : '';
-        if (probe && this.errors[probe]) inst.note.textContent = `Not measured: ${this.errors[probe]}`;
+        const why = probe ? this.errors[probe] : null; // {a?, b?}
+        inst.note.dataset.error = why ? 'true' : '';
+        if (why) {
+          inst.note.textContent = `Not measured: ${['a', 'b']
+            .filter((side) => why[side])
+            .map((side) => `${this.ctx.labels[side] ?? side.toUpperCase()}: ${why[side]}`)
+            .join('; ')}`;
+        }
       }
     }
     for (const inst of this.list) inst.feed(kind, msg);
