@@ -169,6 +169,11 @@ impl Trainer {
     pub fn config(&self) -> &TrainConfig {
         &self.config
     }
+    /// The `model.py` of what this trainer runs: its spec under the live config's dropout
+    /// overrides (`nn::export::model_py_for_run`), for the page's and the CLI's exports.
+    pub fn model_py(&self) -> Result<String> {
+        crate::nn::export::model_py_for_run(&self.spec, &self.config)
+    }
     pub fn params(&self) -> &ParamStore {
         &self.params
     }

@@ -232,7 +232,7 @@ impl Playground {
     /// A PyTorch `model.py` that builds this architecture and loads the exported weights.
     pub fn export_model_py(&self) -> Result<String, JsValue> {
         let t = self.inner.try_borrow().map_err(|_| busy())?;
-        crate::nn::export::model_py(t.spec()).map_err(js)
+        t.model_py().map_err(js)
     }
 
     /// The first `k` validation examples with truth and decoded prediction, typed:

@@ -197,3 +197,89 @@ export async function inkedPixels(page, testid) {
     return n;
   }, testid);
 }
+
+/**
+ * How the page lays out at the current viewport: document and window widths, the controls
+ * column's width, whether Play is covered (its box meets the readouts panel's, or another
+ * element is on top at its centre), and for each select named in `selects` the width its
+ * selected text needs against the width it has (inner width less padding and Chromium's
+ * drop-down arrow). A select's scrollWidth does not grow with clipped option text, so the
+ * text is measured with the select's own font on a canvas.
+ */
+export async function layoutFacts(page, selects = ['task', 'preset']) {
+  return page.evaluate((ids) => {
+    const box = (el) => el.getBoundingClientRect();
+    const meet = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+    const play = document.querySelector('[data-testid="play"]');
+    play.scrollIntoView({ block: 'center' });
+    const p = box(play);
+    const top = document.elementFromPoint(p.left + p.width / 2, p.top + p.height / 2);
+    const ARROW = 22; // css px Chromium keeps for the select's arrow
+    const ctx = document.createElement('canvas').getContext('2d');
+    const fits = ids.map((id) => {
+      const el = document.querySelector(`[data-testid="${id}"]`);
+      const cs = getComputedStyle(el);
+      ctx.font = `${cs.fontStyle} ${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
+      const text = el.selectedOptions[0]?.text ?? '';
+      const needs = ctx.measureText(text).width;
+      const has = el.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight) - ARROW;
+      return { id, text, needs: Math.ceil(needs), has: Math.floor(has) };
+    });
+    return {
+      scrollWidth: document.documentElement.scrollWidth,
+      innerWidth: window.innerWidth,
+      controlsWidth: box(document.querySelector('.controls')).width,
+      playCovered: meet(p, box(document.querySelector('.readouts'))) || !(top === play || play.contains(top)),
+      selects: fits,
+    };
+  }, selects);
+}
+
+/**
+ * Watches the page's main thread for long tasks (over 50 ms: PerformanceObserver
+ * 'longtask'), and for long animation frames ('long-animation-frame', where Chromium has
+ * it) to name the scripts that ran in them. Returns {stop}: stop() ends the watch and
+ * gives {tasks: [{start, duration}] longest first, frames: [{start, duration, blocking,
+ * scripts: ["invoker function@file:char 12ms", ...]}] longest first, over 50 ms}. Use it
+ * around a stretch of training:
+ *   const watch = await watchLongTasks(page); ...; const { tasks, frames } = await watch.stop();
+ */
+export async function watchLongTasks(page) {
+  await page.evaluate(() => {
+    const seen = { tasks: [], frames: [] };
+    for (const o of window.__longTaskObservers ?? []) o.disconnect();
+    const tasks = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) seen.tasks.push({ start: Math.round(e.startTime), duration: Math.round(e.duration) });
+    });
+    tasks.observe({ type: 'longtask' });
+    window.__longTaskObservers = [tasks];
+    if (PerformanceObserver.supportedEntryTypes.includes('long-animation-frame')) {
+      const frames = new PerformanceObserver((list) => {
+        for (const e of list.getEntries()) {
+          if (e.duration <= 50) continue;
+          seen.frames.push({
+            start: Math.round(e.startTime),
+            duration: Math.round(e.duration),
+            blocking: Math.round(e.blockingDuration),
+            scripts: e.scripts.map(
+              (x) => `${x.invoker} ${x.sourceFunctionName || '?'}@${(x.sourceURL || '').split('/').pop()}:${x.sourceCharPosition} ${Math.round(x.duration)}ms`,
+            ),
+          });
+        }
+      });
+      frames.observe({ type: 'long-animation-frame' });
+      window.__longTaskObservers.push(frames);
+    }
+    window.__longTaskSeen = seen;
+  });
+  return {
+    async stop() {
+      return page.evaluate(() => {
+        for (const o of window.__longTaskObservers) o.disconnect();
+        const { tasks, frames } = window.__longTaskSeen;
+        const longest = (a, b) => b.duration - a.duration;
+        return { tasks: [...tasks].sort(longest), frames: [...frames].sort(longest) };
+      });
+    },
+  };
+}

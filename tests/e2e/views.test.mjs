@@ -129,6 +129,15 @@ test('batch-norm layer: running mean and variance per channel', { timeout: 240_0
     assert.equal(await page.locator('.view-bn').isVisible(), true);
     const bars = await page.evaluate(() => document.querySelector('[data-testid="bn-stats"] .u-legend').textContent);
     assert.match(bars, /mean.*var/);
+    // zero shares are what L1 makes of weights; for γ and β they mean nothing: hidden
+    assert.equal(await page.locator('[data-testid="zero-share"]').isVisible(), false);
+    assert.equal(await page.locator('[data-testid="near-zero-share"]').isVisible(), false);
+    assert.match(await text(page, 'weights-stats'), /^16 · ‖w‖/, 'γ and β of 8 channels');
+    // the conv layer before it shows them
+    await page.selectOption('[data-testid="layer-select"]', '0');
+    await waitView(page, '0');
+    assert.equal(await page.locator('[data-testid="zero-share"]').isVisible(), true);
+    assert.match(await text(page, 'zero-share'), /^\d+\.\d%$/);
     assert.equal(await page.locator('[data-testid="error"]').isVisible(), false, await text(page, 'error'));
   } finally {
     await env.close();
@@ -162,6 +171,49 @@ test('export: weights.safetensors and model.py download', { timeout: 180_000 }, 
     assert.match(source, /INPUT_SHAPE/);
     assert.match(source, /import torch/);
     assert.equal(await page.locator('[data-testid="error"]').isVisible(), false, await text(page, 'error'));
+    assert.deepEqual(page.pageErrors, []);
+  } finally {
+    await env.close();
+  }
+});
+
+test('kernel tiles: one shared colour scale by default (said in the caption, in the URL); per-tile on request', { timeout: 180_000 }, async () => {
+  const env = await launch();
+  try {
+    const page = await openPage(env.browser, `${env.server.url}#backend=cpu&seed=4`);
+    await waitReady(page);
+    await playUntil(page, 5);
+    await waitView(page, '0');
+    // the first-layer panel: 8 tiles of 40 css px in a row, 6 px apart. How many tiles reach
+    // the map's end colours (|w| = the scale: full blue or full orange)?
+    const saturatedTiles = () =>
+      page.evaluate(() => {
+        const canvas = document.querySelector('[data-testid="filters"] canvas');
+        const dpr = canvas.width / parseFloat(canvas.style.width);
+        const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+        const full = (i) => [[37, 99, 235], [234, 88, 12]].some((c) => c.every((v, k) => Math.abs(d[i + k] - v) <= 1));
+        let tiles = 0;
+        for (let t = 0; t < 8; t++) {
+          let hit = false;
+          for (let y = 2; y < 38 * dpr && !hit; y++) {
+            for (let x = Math.round((t * 46 + 2) * dpr); x < (t * 46 + 38) * dpr && !hit; x++) hit = full((y * canvas.width + x) * 4);
+          }
+          if (hit) tiles++;
+        }
+        return tiles;
+      });
+    for (const id of ['filters', 'layer-filters']) assert.match(await text(page, id), /one scale for all tiles: ±\d/);
+    assert.equal(await page.inputValue('[data-testid="kernel-scale"]'), 'shared');
+    assert.match(page.url(), /[#&]kernel_scale=shared(&|$)/);
+    const shared = await saturatedTiles();
+    assert.ok(shared >= 1 && shared < 8, `against one scale only the tile with the largest |w| reaches full colour: ${shared} of 8`);
+
+    await page.selectOption('[data-testid="kernel-scale"]', 'tile');
+    await page.waitForFunction(() => /each tile scaled to its own max/.test(document.querySelector('[data-testid="filters"]').textContent));
+    assert.match(await text(page, 'layer-filters'), /each tile scaled to its own max/, 'both kernel views follow the one setting');
+    assert.equal(await page.inputValue('[data-testid="layer-kernel-scale"]'), 'tile');
+    assert.match(page.url(), /[#&]kernel_scale=tile(&|$)/);
+    assert.equal(await saturatedTiles(), 8, 'each tile against its own max |w| reaches full colour');
     assert.deepEqual(page.pageErrors, []);
   } finally {
     await env.close();

@@ -21,7 +21,7 @@ test('defaults round-trip through the hash', () => {
     '#task=classify&preset=mnist-small&lr=0.001&batch=64&optimizer=adam&momentum=0.9&weight_decay=0.01' +
       '&l1=0&l1_target=weights&l1_mode=penalty&l2=0&l2_target=weights&dropout_p=spec&dropout_scaling=spec' +
       '&train_mode=train&box_weight=5&dice=0&nms_iou=0.5&score_threshold=0.3&labels=10&freeze=0%2C3' +
-      '&backbone=pretrained&seed=1&backend=auto&example=0',
+      '&backbone=pretrained&seed=1&backend=auto&kernel_scale=shared&example=0',
   );
   assert.deepEqual(fromHash(hash), { state, errors: [] });
 });
@@ -53,6 +53,7 @@ test('every field round-trips a non-default value', () => {
     backbone: 'scratch',
     seed: 4294967295,
     backend: 'webgpu',
+    kernel_scale: 'tile',
     layer: 'conv_1',
     example: 996,
     arch,
@@ -186,7 +187,7 @@ test('toConfig gives the Playground config: the run settings, "spec" as null', (
   assert.equal(config.dropout_scaling, null);
   assert.equal(toConfig({ ...defaults(), dropout_scaling: 'classic' }).dropout_scaling, 'classic');
   // every field is either a rebuild field, a live config field, or a view field
-  const views = ['layer', 'example'];
+  const views = ['layer', 'example', 'kernel_scale'];
   assert.deepEqual([...REBUILD_FIELDS, ...LIVE_FIELDS, ...PAGE_FIELDS, ...views].sort(), Object.keys(FIELDS).sort());
 });
 

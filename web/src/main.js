@@ -31,6 +31,7 @@ import { FilterView } from './ui/filters.js';
 import { DigitView } from './ui/digits.js';
 import { LayerEditor, fmtTotals } from './ui/editor.js';
 import { bindForm } from './ui/form.js';
+import { stuckAtChance } from './labels.js';
 import { LayerViews } from './ui/layerview.js';
 
 const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
@@ -108,6 +109,7 @@ function loadHash() {
   writeHash();
   for (const name of Object.keys(FIELDS)) setError(`field:${name}`, null);
   form.fill();
+  applyViewSettings();
   showChapter();
   resolveModel();
 }
@@ -140,6 +142,7 @@ function setState(changes) {
   writeHash();
   form.sync();
   if ('twin' in changes || newModel) form.fill();
+  applyViewSettings();
   if (newModel) resolveModel();
   else sendConfigure();
   if ('twin' in changes) updateChapterLabels();
@@ -479,8 +482,33 @@ const view = {
   layer: null, // the last view result (drawn once)
   outputs: null, // redrawn outputs after a threshold change (drawn once)
   readoutsDirty: true,
+  losses: { first: [], recent: [] }, // the run's first and latest train losses (stuck near chance?)
+  classNames: null, // the task's class names, from the last outputs (Inside a layer names the label)
 };
 let frameQueued = false;
+
+// Drawing is spread over animation frames so that no frame is a long task: each frame
+// draws the readouts, then runs queued drawing jobs (a chart's redraw, a part of a probe's
+// or a layer view's drawing) until FRAME_BUDGET_MS is spent; the rest wait for the next
+// frame. A job queued under a name that waits already replaces it (the newer data wins).
+// Each chart redraws at most every CHART_INTERVAL_MS (a few times a second is enough to
+// watch a curve; every train report was up to 13 redraws a second of each).
+const FRAME_BUDGET_MS = 8;
+const CHART_INTERVAL_MS = 250;
+const jobs = new Map();
+const chartDrawnAt = new Map();
+
+function queueJob(name, job) {
+  jobs.set(name, job);
+  queueFrame();
+}
+
+/** The parts of one drawing, as jobs `name:0`, `name:1`, ... (dropping a late older one's). */
+function queueParts(name, parts) {
+  for (const key of [...jobs.keys()]) if (key.startsWith(`${name}:`)) jobs.delete(key);
+  parts.forEach((part, i) => jobs.set(`${name}:${i}`, part));
+  queueFrame();
+}
 
 function queueFrame() {
   if (frameQueued) return;
@@ -488,91 +516,167 @@ function queueFrame() {
   requestAnimationFrame(drawFrame);
 }
 
+/** Queues the redraw of the charts with new points, each at most every CHART_INTERVAL_MS. */
+function queueCharts() {
+  const now = performance.now();
+  let later = Infinity;
+  const charts = [
+    ['loss', lossChart],
+    ['accuracy', accuracyChart],
+    ['metrics', taskCharts.metrics],
+    ['parts', taskCharts.parts],
+  ];
+  for (const [name, chart] of charts) {
+    if (!chart?.dirty || jobs.has(`chart:${name}`)) continue;
+    const wait = (chartDrawnAt.get(chart) ?? -Infinity) + CHART_INTERVAL_MS - now;
+    if (wait <= 0) {
+      queueJob(`chart:${name}`, () => {
+        chartDrawnAt.set(chart, performance.now());
+        chart.render();
+      });
+    } else {
+      later = Math.min(later, wait);
+    }
+  }
+  if (later < Infinity) setTimeout(queueFrame, later);
+}
+
+/** Queues the chapter's instruments: one drawer a job (each ends the frame, as a chart
+ * does), each at most every CHART_INTERVAL_MS; and the live answer. */
+function queueInstruments() {
+  if (!instruments) return;
+  drawAnswer();
+  if (jobs.has('chart:instruments')) return;
+  const wait = instruments.nextDue(CHART_INTERVAL_MS);
+  if (wait <= 0) queueJob('chart:instruments', () => instruments?.renderOne(CHART_INTERVAL_MS));
+  else if (wait < Infinity) setTimeout(queueFrame, wait);
+}
+
 const fmtPercent = (v) => (Number.isFinite(v) ? `${(v * 100).toFixed(1)}%` : '–');
 const fmtLoss = (v) => (Number.isFinite(v) ? v.toFixed(4) : String(v));
 const fmtPenalty = (v) => (!Number.isFinite(v) ? '–' : v === 0 ? '0' : v >= 1e-3 ? v.toFixed(4) : v.toExponential(2));
 
 function drawFrame() {
+  const start = performance.now();
   frameQueued = false;
   if (view.readoutsDirty) {
     view.readoutsDirty = false;
     drawReadouts();
   }
-  lossChart.render();
-  accuracyChart.render();
-  if (instruments) {
-    if (instruments.render()) queueFrame(); // the rest on the next frame
-    drawAnswer();
-  }
-  taskCharts.metrics?.render();
-  taskCharts.parts?.render();
+  queueCharts();
+  queueInstruments();
   if (view.probe) {
     const p = view.probe;
     view.probe = null;
-    $('val-accuracy').textContent = fmtPercent(p.val_accuracy);
-    $('val-accuracy').title = `on ${p.examples} validation digits at step ${p.step}; loss ${fmtLoss(p.val_loss)}`;
-    if (p.filters) filterView.draw(p.filters);
+    queueJob('probe:text', () => drawProbeText(p));
+    if (p.filters) queueJob('probe:filters', () => filterView.draw(p.filters, 'first'));
     else filterView.caption.textContent = 'This model has no conv layer.';
-    if (p.digits) digitView.draw(p.digits);
-    if (p.outputs) drawOutputs(p.outputs, p.step);
-    if (p.twin) twinPanel.probe(p.twin, (v, outputs) => taskCharts.task !== 'classify' && drawOutputsIn(v, outputs, p.step));
-    if (p.twin && taskCharts.task === 'transfer') {
-      $('val-metric').textContent = fmtPercent(p.twin.val_accuracy);
-    } else if (p.metrics && taskCharts.task !== 'classify') {
-      const key = TASKS[taskCharts.task].headline.key;
-      $('val-metric').textContent = fmtMetric(key, p.metrics[key]);
-      $('val-metric').title = Object.entries(p.metrics)
-        .map(([k, v]) => `${k} ${fmtMetric(k, v)}`)
-        .join(' · ');
-    }
+    if (p.digits) queueJob('probe:digits', () => digitView.draw(p.digits));
+    if (p.outputs) queueParts('outputs', outputView.parts(p.outputs, outputInfo(p.step)));
+    // run B beside A: its readouts and filters, and (but for classification) its outputs
+    if (p.twin) queueJob('probe:twin', () => twinPanel.probe(p.twin));
+    if (p.twin?.outputs && taskCharts.task !== 'classify') queueParts('twin-outputs', twinPanel.outputs.parts(p.twin.outputs, outputInfo(p.step)));
   }
   if (view.outputs) {
-    drawOutputs(view.outputs.outputs, view.outputs.step);
-    if (view.outputs.twin) drawOutputsIn(twinPanel.outputs, view.outputs.twin, view.outputs.step);
+    queueParts('outputs', outputView.parts(view.outputs.outputs, outputInfo(view.outputs.step)));
+    if (view.outputs.twin) queueParts('twin-outputs', twinPanel.outputs.parts(view.outputs.twin, outputInfo(view.outputs.step)));
     view.outputs = null;
   }
   if (view.layer) {
     const v = view.layer;
     view.layer = null;
-    if ($('layer-select').value !== v.layer) $('layer-select').value = v.layer;
-    layerViews.draw(v);
+    queueParts('layer', [
+      () => {
+        if ($('layer-select').value !== v.layer) $('layer-select').value = v.layer;
+      },
+      ...layerViews.parts(v, { task: taskCharts.task, classNames: view.classNames }),
+    ]);
+  }
+  // at least one job a frame, then as many as fit in the budget. A chart's redraw ends the
+  // frame: uPlot draws in a microtask after the job returns, so its cost is not measured
+  // here (a few ms per chart, four charts in one frame made a long task)
+  for (const [name, job] of jobs) {
+    jobs.delete(name);
+    job();
+    if (name.startsWith('chart:') || performance.now() - start > FRAME_BUDGET_MS) break;
+  }
+  if (jobs.size > 0) queueFrame();
+}
+
+/** A probe's numbers: the validation readouts. */
+function drawProbeText(p) {
+  $('val-accuracy').textContent = fmtPercent(p.val_accuracy);
+  $('val-accuracy').title = `on ${p.examples} validation examples at step ${p.step}, in eval mode; loss ${fmtLoss(p.val_loss)}`;
+  if (p.twin && taskCharts.task === 'transfer') {
+    $('val-metric').textContent = fmtPercent(p.twin.val_accuracy);
+  } else if (p.metrics && taskCharts.task !== 'classify') {
+    const key = TASKS[taskCharts.task].headline.key;
+    $('val-metric').textContent = fmtMetric(key, p.metrics[key]);
+    $('val-metric').title = Object.entries(p.metrics)
+      .map(([k, v]) => `${k} ${fmtMetric(k, v)}`)
+      .join(' · ');
   }
 }
 
-function drawOutputs(outputs, step) {
-  drawOutputsIn(outputView, outputs, step);
+/** Settings that only change how the page draws (no worker round trip): redrawn at once. */
+function applyViewSettings() {
+  filterView.setScale(state.kernel_scale);
+  layerViews.filters.setScale(state.kernel_scale);
+  twinPanel?.filters.setScale(state.kernel_scale);
 }
 
-function drawOutputsIn(target, outputs, step) {
-  target.draw(outputs, { step, nms_iou: state.nms_iou, score_threshold: state.score_threshold });
+function outputInfo(step) {
+  return { step, nms_iou: state.nms_iou, score_threshold: state.score_threshold };
+}
+
+/** Sets a node's text only when it changes: an unchanged readout costs no layout. */
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
 }
 
 function drawReadouts() {
   const s = view.status;
   const t = view.train;
-  $('step').textContent = String(t ? t.step : (s?.step ?? 0));
-  $('loss').textContent = t ? fmtLoss(t.loss) : '–';
-  $('penalty').textContent = t ? fmtPenalty(t.penalty) : '–';
-  $('accuracy').textContent = t ? fmtPercent(t.accuracy) : '–';
-  $('loss-parts').textContent =
+  setText($('step'), String(t ? t.step : (s?.step ?? 0)));
+  setText($('loss'), t ? fmtLoss(t.loss) : '–');
+  setText($('penalty'), t ? fmtPenalty(t.penalty) : '–');
+  setText($('accuracy'), t ? fmtPercent(t.accuracy) : '–');
+  setText(
+    $('loss-parts'),
     t?.parts && Object.keys(t.parts).length > 0
       ? Object.entries(t.parts)
           .map(([k, v]) => `${k} ${fmtLoss(v)}`)
           .join(' · ')
-      : '–';
+      : '–',
+  );
   if (t && t.ms_per_step > 0) {
     const perSecond = 1000 / t.ms_per_step;
-    $('speed').textContent = `${t.ms_per_step.toFixed(1)} ms/step · ${perSecond.toFixed(perSecond < 10 ? 1 : 0)} steps/s`;
+    setText($('speed'), `${t.ms_per_step.toFixed(1)} ms/step · ${perSecond.toFixed(perSecond < 10 ? 1 : 0)} steps/s`);
   } else {
-    $('speed').textContent = '–';
+    setText($('speed'), '–');
   }
 
+  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const stuck =
+    t && t.phase !== 'diverged' && view.losses.recent.length > 0
+      ? stuckAtChance({
+          task: state?.task,
+          step: t.step,
+          first: mean(view.losses.first),
+          recent: mean(view.losses.recent),
+          accuracy: t.accuracy,
+          classes: model?.classes,
+          lr: state?.lr,
+        })
+      : null;
   let phase = 'idle';
   if (s?.building) phase = 'building…';
   else if (t?.phase === 'diverged') phase = `diverged at step ${t.diverged_at ?? t.step}`;
-  else if (s?.running) phase = 'training';
+  else if (s?.running) phase = stuck ? 'stuck near chance' : 'training';
   else if (t) phase = 'paused';
-  $('phase').textContent = phase;
+  setText($('phase'), phase);
+  $('phase-hint').hidden = !stuck || Boolean(s?.building);
+  setText($('phase-hint'), stuck ? `Stuck near chance: ${stuck.why}. ${stuck.hint}` : '');
 
   const ready = Boolean(s?.ready) && !s?.building;
   const diverged = t?.phase === 'diverged';
@@ -585,9 +689,8 @@ function drawReadouts() {
   const badge = $('backend');
   const name = s?.backend ?? 'none';
   badge.dataset.backend = name;
-  badge.querySelector('.badge-name').textContent =
-    { cpu: 'CPU', webgpu: 'WebGPU', none: '…' }[name] ?? name;
-  badge.querySelector('.badge-reason').textContent = s?.reason ?? '';
+  setText(badge.querySelector('.badge-name'), { cpu: 'CPU', webgpu: 'WebGPU', none: '…' }[name] ?? name);
+  setText(badge.querySelector('.badge-reason'), s?.reason ?? '');
 }
 
 /** The built model's layers: the layer picker and the summary line. */
@@ -725,6 +828,9 @@ function startRun(run) {
   view.probe = null;
   view.layer = null;
   view.outputs = null;
+  view.losses = { first: [], recent: [] };
+  view.classNames = null;
+  jobs.clear(); // drawings of the old run that have not been drawn yet
   outputView.clear();
   taskCharts.metrics?.clear();
   taskCharts.parts?.clear();
@@ -780,6 +886,10 @@ function onWorkerMessage(msg) {
     view.status = msg;
   } else if (msg.type === 'report' && msg.kind === 'train') {
     view.train = msg;
+    if (Number.isFinite(msg.loss)) {
+      if (view.losses.first.length < 3) view.losses.first.push(msg.loss);
+      view.losses.recent = [...view.losses.recent.slice(-9), msg.loss];
+    }
     const b = msg.twin;
     lossChart.add(msg.step, { train: msg.loss, penalty: msg.penalty, train_b: b?.loss, penalty_b: b?.penalty });
     accuracyChart.add(msg.step, { train: msg.accuracy, train_b: b?.accuracy });
@@ -800,6 +910,7 @@ function onWorkerMessage(msg) {
     showTask(msg);
   } else if (msg.type === 'probe-result') {
     view.probe = msg;
+    view.classNames = msg.outputs?.class_names ?? view.classNames;
     lossChart.add(msg.step, { val: msg.val_loss, val_b: msg.twin?.val_loss });
     accuracyChart.add(msg.step, { val: msg.val_accuracy, val_b: msg.twin?.val_accuracy });
     latestEval = { a: msg, b: msg.twin ?? null };
@@ -810,6 +921,7 @@ function onWorkerMessage(msg) {
     instruments?.feed('instruments', msg);
   } else if (msg.type === 'outputs-result') {
     view.outputs = msg;
+    view.classNames = msg.outputs?.class_names ?? view.classNames;
   } else if (msg.type === 'view-result') {
     view.layer = msg;
   } else {

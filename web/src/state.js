@@ -58,6 +58,10 @@ export const FIELDS = Object.freeze({
   backbone: { type: 'enum', values: ['pretrained', 'scratch'], default: 'pretrained', label: 'starting weights (transfer)' },
   seed: { type: 'int', min: 0, max: 4294967295, default: 1, label: 'seed' },
   backend: { type: 'enum', values: ['auto', 'webgpu', 'cpu'], default: 'auto', label: 'backend' },
+  // How kernel tiles are coloured: 'shared' = one diverging scale for all tiles of a layer
+  // (the largest |w| seen in the run, so L2's shrinkage shows as fading), 'tile' = each
+  // tile scaled to its own max |w| (patterns show, magnitudes do not). A view setting.
+  kernel_scale: { type: 'enum', values: ['shared', 'tile'], default: 'shared', label: 'kernel colour scale' },
   // The per-layer views: which layer ('' = the first conv layer) and which validation example.
   layer: { type: 'name', default: '', label: 'viewed layer' },
   example: { type: 'int', min: 0, max: 996, default: 0, label: 'viewed example' },

@@ -2,11 +2,14 @@
 // of its loss terms it draws, and how the segmentation decoder picker and the U-Net toggle
 // map onto presets. Pure functions, shared by the page and the unit tests.
 
-/** Every task the page offers, in picker order. `transfer` is classification fine-tuned
+/** Every task the page offers, in picker order. `label` is the picker's text (short: it
+ * fits the controls column on a phone), `description` the option's tooltip.
+ * `transfer` is classification fine-tuned
  * from the shipped digits 0–4 backbone, with a from-scratch twin trained beside it. */
 export const TASKS = Object.freeze({
   classify: {
     label: 'Classification (MNIST)',
+    description: 'Classification: which of 10 handwritten digits (MNIST)',
     // the last three are the chapters' variants (batch norm, dropout, a naive inception block)
     presets: ['mnist-small', 'mnist-tiny', 'mnist-nin', 'mnist-inception', 'mnist-mlp', 'digits-pretrain', 'mnist-small-bn', 'mnist-dropout', 'mnist-inception-naive'],
     metrics: [],
@@ -14,7 +17,8 @@ export const TASKS = Object.freeze({
     parts: [],
   },
   localize: {
-    label: 'Localization (one shape: class + box)',
+    label: 'Localization (one shape)',
+    description: 'Localization: one shape per image, its class and its box',
     presets: ['shapes-localize'],
     metrics: [
       { key: 'mean_iou', label: 'mean IoU', color: '#059669' },
@@ -25,14 +29,16 @@ export const TASKS = Object.freeze({
     parts: ['class', 'box'],
   },
   detect: {
-    label: 'Detection (several shapes, grid + NMS)',
+    label: 'Detection (grid + NMS)',
+    description: 'Detection: several shapes per image, a grid of cells and non-maximum suppression',
     presets: ['shapes-detect', 'clutter-detect'],
     metrics: [{ key: 'map50', label: 'mAP@0.5', color: '#059669' }],
     headline: { key: 'map50', label: 'Val. mAP@0.5' },
     parts: ['objectness', 'box', 'class'],
   },
   segment: {
-    label: 'Segmentation (a mask per pixel)',
+    label: 'Segmentation (per pixel)',
+    description: 'Segmentation: a class for every pixel (a mask)',
     presets: [
       'shapes-segment-transposed',
       'shapes-segment-unpool',
@@ -54,7 +60,8 @@ export const TASKS = Object.freeze({
     parts: ['pixel_ce', 'dice'],
   },
   transfer: {
-    label: 'Transfer learning (digits 5–9 from a 0–4 backbone)',
+    label: 'Transfer learning (5–9)',
+    description: 'Transfer learning: digits 5–9 from a backbone trained on 0–4, against the same model from scratch',
     presets: ['digits-transfer'],
     metrics: [
       { key: 'finetune', label: 'fine-tuned', color: '#059669' },

@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use crate::error::{Error, Result};
-use crate::spec::{DropoutScaling, LayerPlan, LayerSpec, ModelSpec, Plan};
+use crate::spec::{DropoutScaling, LayerPlan, LayerSpec, ModelSpec, Plan, TrainConfig};
 
 /// Small modules for layers PyTorch has no class for; each is written only when used.
 const CLASSIC_DROPOUT: &str = r#"
@@ -91,6 +91,51 @@ if __name__ == "__main__":
         y = model(torch.zeros(1, *INPUT_SHAPE))
     print("output shape", tuple(y.shape))
 "#;
+
+/// The spec as it runs under `config`: every dropout layer's p and scaling replaced by the
+/// config's live overrides (`dropout_p`, `dropout_scaling`) where they are set, as the
+/// training forward does (nn/model.rs). Everything else is the spec's.
+pub fn spec_as_run(spec: &ModelSpec, config: &TrainConfig) -> ModelSpec {
+    let mut run = spec.clone();
+    for layer in &mut run.layers {
+        if let LayerSpec::Dropout { p, scaling } = &mut layer.op {
+            if let Some(live) = config.dropout_p {
+                *p = live;
+            }
+            if let Some(live) = config.dropout_scaling {
+                *scaling = live;
+            }
+        }
+    }
+    run
+}
+
+/// The `model.py` of what ran: `spec` under the run's dropout overrides (`spec_as_run`), so
+/// the exported `nn.Dropout(p=…)` is the p that trained, not the spec file's. The header
+/// says when an override replaced the spec's value.
+pub fn model_py_for_run(spec: &ModelSpec, config: &TrainConfig) -> Result<String> {
+    let run = spec_as_run(spec, config);
+    let mut py = model_py(&run)?;
+    let has_dropout = spec.layers.iter().any(|l| matches!(l.op, LayerSpec::Dropout { .. }));
+    if has_dropout && (config.dropout_p.is_some() || config.dropout_scaling.is_some()) {
+        let mut note = String::from("# dropout: the run's override of the spec's");
+        if let Some(p) = config.dropout_p {
+            let _ = write!(note, " p = {}", py_float(p));
+        }
+        if let Some(s) = config.dropout_scaling {
+            let name = match s {
+                DropoutScaling::Inverted => "inverted",
+                DropoutScaling::Classic => "classic",
+            };
+            let _ = write!(note, " scaling = {name}");
+        }
+        note.push_str(" (every dropout layer)\n");
+        if let Some(at) = py.find("import os\n") {
+            py.insert_str(at, &note);
+        }
+    }
+    Ok(py)
+}
 
 /// The text of a `model.py` for `spec` (validated first).
 pub fn model_py(spec: &ModelSpec) -> Result<String> {
@@ -436,6 +481,55 @@ mod tests {
             r#"self.add_module("2", nn.Dropout(p=0.5))  # (2, 3, 3) -> (2, 3, 3)"#,
         );
         has(&py, r#"return h["4"]"#);
+    }
+
+    /// The live dropout override is what the export writes (p and scaling), for every
+    /// dropout layer; without an override the spec's values stay.
+    #[test]
+    fn export_of_a_run_writes_the_live_dropout_override() {
+        let spec = ModelSpec::from_json(EVERY_KIND).unwrap();
+        let plain = model_py_for_run(&spec, &TrainConfig::default()).unwrap();
+        assert_eq!(plain, model_py(&spec).unwrap(), "no override: the spec's file");
+        has(
+            &plain,
+            r#"self.add_module("22", ClassicDropout(p=0.25))  # (6,) -> (6,)"#,
+        );
+
+        let config = TrainConfig {
+            dropout_p: Some(0.3),
+            ..TrainConfig::default()
+        };
+        let py = model_py_for_run(&spec, &config).unwrap();
+        has(&py, r#"self.add_module("22", ClassicDropout(p=0.3))  # (6,) -> (6,)"#);
+        has(&py, r#"self.add_module("24", nn.Dropout(p=0.3))  # (8,) -> (8,)"#);
+        assert!(!py.contains("p=0.25") && !py.contains("p=0.1)"), "{py}");
+        has(
+            &py,
+            "# dropout: the run's override of the spec's p = 0.3 (every dropout layer)",
+        );
+
+        let config = TrainConfig {
+            dropout_p: Some(0.0),
+            dropout_scaling: Some(DropoutScaling::Inverted),
+            ..TrainConfig::default()
+        };
+        let py = model_py_for_run(&spec, &config).unwrap();
+        has(&py, r#"self.add_module("22", nn.Dropout(p=0.0))  # (6,) -> (6,)"#);
+        assert!(
+            !py.contains("class ClassicDropout"),
+            "no classic dropout left to define"
+        );
+
+        // a spec without dropout: an override changes nothing, and says nothing
+        let chain = ModelSpec::from_json(
+            r#"{"input": [1, 8, 8], "classes": 2, "layers": [{"type": "flatten"}, {"type": "linear", "out": 2}]}"#,
+        )
+        .unwrap();
+        let config = TrainConfig {
+            dropout_p: Some(0.3),
+            ..TrainConfig::default()
+        };
+        assert_eq!(model_py_for_run(&chain, &config).unwrap(), model_py(&chain).unwrap());
     }
 
     #[test]

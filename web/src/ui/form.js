@@ -5,6 +5,7 @@
 // parse is marked and named, one that does becomes a state change.
 import { FIELDS, formatField, parseField } from '../state.js';
 import { DECODERS, TASKS, decoderOf, freezeList, freezeText, segmentPreset } from '../tasks.js';
+import { accuracyLabels, penaltyInfo } from '../labels.js';
 
 const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
 
@@ -16,6 +17,8 @@ const OPTION_LABELS = {
   linear: 'linear weights',
   all: 'everything',
   first_conv: 'first conv',
+  shared: 'one scale for all',
+  tile: 'each tile its own',
   train: 'train mode',
   eval: 'eval mode',
 };
@@ -43,7 +46,11 @@ export function bindForm({ getState, setState, setError }) {
           el.replaceChildren(...values.map((value) => new Option(value, value)));
         }
       } else if (el.tagName === 'SELECT' && el.options.length === 0) {
-        for (const value of field.values) el.add(new Option(OPTION_LABELS[value] ?? value, value));
+        for (const value of field.values) {
+          const option = new Option(OPTION_LABELS[value] ?? value, value);
+          if (name === 'task') option.title = TASKS[value].description;
+          el.add(option);
+        }
       }
       el.value = formatField(name, state[name]);
       el.removeAttribute('aria-invalid');
@@ -63,11 +70,27 @@ export function bindForm({ getState, setState, setError }) {
     document.querySelector('.metric-readout').hidden = task === 'classify';
     document.querySelector('.parts-readout').hidden = TASKS[task].parts.length === 0;
     $('val-metric-label').textContent = task === 'transfer' ? 'Val. accuracy from scratch' : TASKS[task].headline.label;
+    // what "accuracy" measures in this task, and what the penalty readout is under this L1 mode
+    const acc = accuracyLabels(task);
+    for (const [id, text] of [['accuracy-label', acc.train], ['val-accuracy-label', acc.val]]) {
+      $(id).textContent = text;
+      $(id).title = acc.title;
+    }
+    const chartTitle = $('accuracy-chart').querySelector('.u-title');
+    if (chartTitle) chartTitle.textContent = acc.train;
+    const pen = penaltyInfo(state);
+    $('penalty-label').textContent = pen.label;
+    $('penalty-label').title = pen.title;
+    $('penalty-note').textContent = pen.note;
+    $('penalty-note').hidden = pen.note === '';
+    $('penalty-note').classList.toggle('warn', pen.warn);
     const seg = decoderOf(state.preset);
     if (seg) {
       $('decoder').value = seg.decoder;
       $('unet').checked = seg.unet;
     }
+    // a field with two selects (kernel_scale): the one not touched follows
+    for (const el of document.querySelectorAll('select[data-field="kernel_scale"]')) el.value = state.kernel_scale;
     $('nms-iou-value').textContent = state.nms_iou.toFixed(2);
     $('score-threshold-value').textContent = state.score_threshold.toFixed(2);
     syncFreeze();

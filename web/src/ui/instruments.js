@@ -13,7 +13,6 @@ import { INSTRUMENT_PROBES } from '../chapters.js';
 const A = { train: '#2563eb', val: '#ea580c', c3: '#0891b2' };
 const B = { train: '#16a34a', val: '#c026d3', c3: '#a16207' };
 const IMAGE = 96; // CSS pixels per drawn map side
-const FRAME_BUDGET_MS = 8; // instrument drawing per animation frame
 
 const el = (tag, className, text) => {
   const e = document.createElement(tag);
@@ -786,21 +785,31 @@ export class Instruments {
     for (const inst of this.list) inst.feed(kind, msg);
   }
 
-  /** Draws what changed, within a few milliseconds a frame: what is left waits for the
-   * next frame (the drawers take turns), so that no frame grows into a long task. */
-  render() {
-    const t0 = performance.now();
+  /** Milliseconds until an instrument with something new may redraw (each at most every
+   * `interval` ms): 0 = now, Infinity = nothing to draw. */
+  nextDue(interval) {
+    const now = performance.now();
+    let wait = Infinity;
+    for (const inst of this.list) {
+      if (inst.dirty) wait = Math.min(wait, Math.max(0, (inst.drawnAt ?? -Infinity) + interval - now));
+    }
+    return wait;
+  }
+
+  /** Draws ONE due instrument (they take turns), so that no frame grows into a long task:
+   * a frame draws one chart or one row of canvases, the page's job queue the rest. */
+  renderOne(interval) {
+    const now = performance.now();
     const n = this.list.length;
     this.cursor = this.cursor ?? 0;
     for (let k = 0; k < n; k++) {
-      const inst = this.list[(this.cursor + k) % n];
-      if (!inst.dirty) continue;
+      const i = (this.cursor + k) % n;
+      const inst = this.list[i];
+      if (!inst.dirty || (inst.drawnAt ?? -Infinity) + interval > now) continue;
+      inst.drawnAt = now;
       inst.render();
-      if (performance.now() - t0 > FRAME_BUDGET_MS) {
-        this.cursor = (this.cursor + k + 1) % n;
-        return true; // more to draw
-      }
+      this.cursor = (i + 1) % n;
+      return;
     }
-    return false;
   }
 }

@@ -6,6 +6,10 @@ import { BarChart } from './charts.js';
 import { FilterView } from './filters.js';
 import { fmtShape } from './editor.js';
 
+// Small canvases painted with putImageData are cheaper on the CPU: a GPU-backed canvas
+// uploads on every put and draw (16 maps of 64×64 took 40 ms in one frame on SwiftShader).
+const SOFT = { willReadFrequently: true };
+
 const NEAR_ZERO = 1e-3;
 const $in = (root, testid) => root.querySelector(`[data-testid="${testid}"]`);
 const percent = (part, whole) => (whole > 0 ? `${((100 * part) / whole).toFixed(1)}%` : '–');
@@ -46,14 +50,50 @@ export class LayerViews {
     for (const id of ['zero-share', 'near-zero-share', 'model-zero-share', 'weights-stats']) $in(this.root, id).textContent = '–';
   }
 
-  /** @param {object} v  a view-result message (see worker.js) */
-  draw(v) {
-    const missing = v.missing.length ? ` This build of the wasm core lacks ${v.missing.map((m) => `${m}()`).join(', ')}, so those views are empty.` : '';
-    this.note.textContent = `Layer ${v.layer} (${v.kind}) at step ${v.step}, validation example ${v.example}.${missing}`;
+  /**
+   * @param {object} v  a view-result message (see worker.js)
+   * @param {{task?: string, classNames?: string[] | null}} [names]  the task and its class
+   *   names (from the outputs), so the example's label reads "circle", not "label 1"
+   */
+  draw(v, names = {}) {
+    for (const part of this.parts(v, names)) part();
+  }
 
+  /**
+   * The drawing of `v` as a few parts, each a few milliseconds, for the page to spread over
+   * animation frames: the input and its maps, the kernels, the weights, then the note (last,
+   * so a note naming step N means every part of step N is drawn).
+   */
+  parts(v, { task = 'classify', classNames = null } = {}) {
+    return [
+      () => {
+        this.drawInput(v, task, classNames);
+        if (v.activation) this.maps.draw(v.activation, v.kind);
+        else this.maps.clear(v.missing.includes('activations') ? 'needs activations()' : 'no output recorded for this layer');
+      },
+      () => {
+        this.filterBox.hidden = v.kind !== 'conv2d';
+        if (v.filters) this.filters.draw(v.filters, v.layer);
+      },
+      () => {
+        this.drawWeights(v);
+        this.bnBox.hidden = !v.bn;
+        if (v.bn) {
+          const channels = Array.from(v.bn.mean, (_, i) => i);
+          this.bn.draw(channels, [Array.from(v.bn.mean), Array.from(v.bn.var)]);
+        }
+      },
+      () => {
+        const missing = v.missing.length ? ` This build of the wasm core lacks ${v.missing.map((m) => `${m}()`).join(', ')}, so those views are empty.` : '';
+        this.note.textContent = `Layer ${v.layer} (${v.kind}) at step ${v.step}, validation example ${v.example}.${missing}`;
+      },
+    ];
+  }
+
+  drawInput(v, task, classNames) {
     if (v.image && v.input?.[0] === 3) {
       drawRgb(this.image, v.image, v.input[1], v.input[2]);
-      this.imageCaption.textContent = `example ${v.example} · label ${v.label}`;
+      this.imageCaption.textContent = exampleCaption(v, task, classNames);
     } else if (v.image) {
       const [h, w] = v.input ? v.input.slice(1) : [28, 28];
       let lo = Infinity;
@@ -63,19 +103,7 @@ export class LayerViews {
         hi = Math.max(hi, x);
       }
       drawGray(this.image, v.image, h, w, lo, hi);
-      this.imageCaption.textContent = `example ${v.example} · label ${v.label}`;
-    }
-    if (v.activation) this.maps.draw(v.activation, v.kind);
-    else this.maps.clear(v.missing.includes('activations') ? 'needs activations()' : 'no output recorded for this layer');
-
-    this.filterBox.hidden = v.kind !== 'conv2d';
-    if (v.filters) this.filters.draw(v.filters);
-
-    this.drawWeights(v);
-    this.bnBox.hidden = !v.bn;
-    if (v.bn) {
-      const channels = Array.from(v.bn.mean, (_, i) => i);
-      this.bn.draw(channels, [Array.from(v.bn.mean), Array.from(v.bn.var)]);
+      this.imageCaption.textContent = exampleCaption(v, task, classNames);
     }
   }
 
@@ -95,6 +123,9 @@ export class LayerViews {
     set('model-zero-share', `${percent(w.all.zeros, w.all.count)} · ${percent(w.all.near_zeros, w.all.count)}`, `exact zeros · |w| < ${NEAR_ZERO}, over all ${w.all.count} conv and linear weights`);
     const weights = w.params.filter((p) => p.group === 'conv' || p.group === 'linear');
     const shown = weights.length ? weights : w.params;
+    // exact and near zeros are what L1 makes of conv / linear weights; for batch norm's γ
+    // and β (which no regularizer targets by default) they mean nothing: not shown
+    for (const id of ['zero-share', 'near-zero-share']) $in(this.root, id).parentElement.hidden = weights.length === 0;
     this.histogramBox.hidden = shown.length === 0;
     if (shown.length === 0) {
       for (const id of ['zero-share', 'near-zero-share', 'weights-stats']) set(id, '–');
@@ -123,6 +154,15 @@ export class LayerViews {
   }
 }
 
+/** The chosen example's caption: its class by name where the task has names (a scene:
+ * the class of its first shape). MNIST classification's names are its digits. */
+export function exampleCaption(v, task, classNames) {
+  const name = classNames?.[v.label] ?? String(v.label);
+  if (task === 'detect' || task === 'segment') return `example ${v.example} · a scene; first shape: ${name}`;
+  if (task === 'classify' && !classNames) return `example ${v.example} · label ${name}`;
+  return `example ${v.example} · ${name}`;
+}
+
 /** A layer's output for one example: a tile per channel (C,H,W) or a strip of cells (K). */
 class MapView {
   constructor(container) {
@@ -136,7 +176,7 @@ class MapView {
   }
 
   clear(why = 'Activations appear once the model is built.') {
-    this.canvas.getContext('2d').clearRect(0, 0, this.canvas.width, this.canvas.height);
+    this.canvas.getContext('2d', SOFT).clearRect(0, 0, this.canvas.width, this.canvas.height);
     this.caption.textContent = why;
   }
 
@@ -157,15 +197,23 @@ class MapView {
     const cssW = cols * cell + (cols - 1) * gap;
     const cssH = tiles * cell + (tiles - 1) * gap;
     const dpr = window.devicePixelRatio || 1;
-    this.canvas.width = Math.round(cssW * dpr);
-    this.canvas.height = Math.round(cssH * dpr);
-    this.canvas.style.width = `${cssW}px`;
-    this.canvas.style.height = `${cssH}px`;
-    const ctx = this.canvas.getContext('2d');
+    // resize (which reallocates the canvas) only when the size changes
+    if (this.canvas.width !== Math.round(cssW * dpr) || this.canvas.height !== Math.round(cssH * dpr)) {
+      this.canvas.width = Math.round(cssW * dpr);
+      this.canvas.height = Math.round(cssH * dpr);
+      this.canvas.style.width = `${cssW}px`;
+    }
+    const ctx = this.canvas.getContext('2d', SOFT);
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, cssW, cssH);
     ctx.imageSmoothingEnabled = false;
     const scale = Math.max(Math.abs(lo), Math.abs(hi), 1e-12);
     const colour = (x) => (signed ? diverging(x / scale) : gray(x / scale));
+    // the maps' pixels through a lookup table of LEVELS colours over [-scale, scale] (or
+    // [0, scale]): no colour computed, no array made, per pixel (16 maps of 64×64 took 60 ms)
+    const lut = colourTable(signed);
+    const top = LEVELS - 1;
+    const index = signed ? (x) => Math.round(((x / scale + 1) / 2) * top) : (x) => Math.round((x / scale) * top);
     if (flat) {
       for (let i = 0; i < w; i++) {
         const [r, g, b] = colour(data[i]);
@@ -177,14 +225,20 @@ class MapView {
       this.caption.textContent = `${w} values in [${lo.toPrecision(2)}, ${hi.toPrecision(2)}]; the largest is #${arg}`;
       return;
     }
-    this.scratch.width = w;
-    this.scratch.height = h;
-    const sctx = this.scratch.getContext('2d');
+    if (this.scratch.width !== w || this.scratch.height !== h) {
+      this.scratch.width = w;
+      this.scratch.height = h;
+    }
+    const sctx = this.scratch.getContext('2d', SOFT);
     const image = sctx.createImageData(w, h);
+    const px = image.data;
     for (let ch = 0; ch < c; ch++) {
       for (let i = 0; i < h * w; i++) {
-        const [r, g, b] = colour(data[ch * h * w + i]);
-        image.data.set([r, g, b, 255], i * 4);
+        const k = 3 * Math.max(0, Math.min(top, index(data[ch * h * w + i])));
+        px[i * 4] = lut[k];
+        px[i * 4 + 1] = lut[k + 1];
+        px[i * 4 + 2] = lut[k + 2];
+        px[i * 4 + 3] = 255;
       }
       sctx.putImageData(image, 0, 0);
       const x = (ch % cols) * (cell + gap);
@@ -202,7 +256,7 @@ class MapView {
 function drawRgb(canvas, data, h, w) {
   canvas.width = w;
   canvas.height = h;
-  const ctx = canvas.getContext('2d');
+  const ctx = canvas.getContext('2d', SOFT);
   const image = ctx.createImageData(w, h);
   const to = (x) => Math.max(0, Math.min(255, Math.round(x * 255)));
   for (let i = 0; i < h * w; i++) image.data.set([to(data[i]), to(data[h * w + i]), to(data[2 * h * w + i]), 255], i * 4);
@@ -213,13 +267,29 @@ function drawRgb(canvas, data, h, w) {
 function drawGray(canvas, data, h, w, lo, hi) {
   canvas.width = w;
   canvas.height = h;
-  const ctx = canvas.getContext('2d');
+  const ctx = canvas.getContext('2d', SOFT);
   const image = ctx.createImageData(w, h);
   for (let i = 0; i < h * w; i++) {
     const [r, g, b] = gray((data[i] - lo) / Math.max(hi - lo, 1e-12));
     image.data.set([r, g, b, 255], i * 4);
   }
   ctx.putImageData(image, 0, 0);
+}
+
+const LEVELS = 511;
+const tables = new Map();
+
+/** LEVELS colours, [r, g, b] after each other: diverging over -1..1, or gray over 0..1. */
+function colourTable(signed) {
+  if (!tables.has(signed)) {
+    const lut = new Uint8ClampedArray(3 * LEVELS);
+    for (let k = 0; k < LEVELS; k++) {
+      const t = k / (LEVELS - 1);
+      lut.set(signed ? diverging(2 * t - 1) : gray(t), 3 * k);
+    }
+    tables.set(signed, lut);
+  }
+  return tables.get(signed);
 }
 
 /** 0 -> near white, 1 -> near black. */

@@ -9,6 +9,10 @@
 // {label, boxes: [{class, bbox: [x0,y0,x1,y1]}], mask?}, pred: {label?, score?, boxes:
 // [{class, score, bbox}], mask?, fg?}}]}.
 
+// Small canvases painted with putImageData are cheaper on the CPU: a GPU-backed canvas
+// uploads on every put and draw (16 maps of 64×64 took 40 ms in one frame on SwiftShader).
+const SOFT = { willReadFrequently: true };
+
 const VIEW = 128; // CSS pixels per drawn image side
 const PALETTE = ['#e11d48', '#2563eb', '#16a34a', '#d97706', '#7c3aed', '#0891b2', '#db2777', '#65a30d', '#9333ea', '#0d9488'];
 
@@ -34,12 +38,17 @@ export function iou(a, b) {
 /** Paints a (C, H, W) image in [0, 1] into ImageData; `overlay(i)` may tint pixel i. */
 function paint(ctx, [c, h, w], image, overlay = null) {
   const data = ctx.createImageData(w, h);
-  for (let i = 0; i < h * w; i++) {
-    let px = c === 3 ? [image[i], image[h * w + i], image[2 * h * w + i]] : [image[i], image[i], image[i]];
-    px = px.map((v) => Math.max(0, Math.min(255, Math.round(v * 255))));
+  const px = data.data;
+  const area = h * w;
+  const to = (v) => Math.max(0, Math.min(255, Math.round(v * 255)));
+  // written in place, no array per pixel: 8 images (24 for segmentation) of 64×64 per probe
+  for (let i = 0; i < area; i++) {
     const tint = overlay?.(i);
-    if (tint) px = px.map((v, k) => Math.round(0.45 * v + 0.55 * tint[k]));
-    data.data.set([...px, 255], i * 4);
+    for (let k = 0; k < 3; k++) {
+      const v = to(image[c === 3 ? k * area + i : i]);
+      px[i * 4 + k] = tint ? Math.round(0.45 * v + 0.55 * tint[k]) : v;
+    }
+    px[i * 4 + 3] = 255;
   }
   ctx.putImageData(data, 0, 0);
 }
@@ -49,7 +58,7 @@ function makeCanvas(w, h, label) {
   canvas.width = w;
   canvas.height = h;
   canvas.style.width = `${VIEW}px`;
-  canvas.style.height = `${Math.round((VIEW * h) / w)}px`;
+  // the height follows from the canvas's aspect ratio (styles.css), so it can shrink on a phone
   canvas.setAttribute('aria-label', label);
   return canvas;
 }
@@ -79,15 +88,31 @@ export class OutputView {
 
   /** @param {object} out Playground.outputs(k) @param {{step: number, nms_iou?: number, score_threshold?: number}} info */
   draw(out, info) {
+    for (const part of this.parts(out, info)) part();
+  }
+
+  /**
+   * The drawing as parts of a few milliseconds each, for the page to spread over animation
+   * frames: the figures (when the shape changes), one example per part, then the step and caption (last: `data-step` = N means
+   * every image of step N is drawn).
+   */
+  parts(out, info) {
     const key = `${out.task}:${out.input.join('x')}:${out.examples.length}`;
-    if (this.shape !== key) {
-      this.shape = key;
-      this.build(out);
-    }
-    out.examples.forEach((ex, i) => this.drawExample(out, ex, this.tiles[i]));
-    this.container.dataset.step = String(info.step);
-    this.container.dataset.task = out.task;
-    this.caption.textContent = this.describe(out, info);
+    const parts = [
+      () => {
+        if (this.shape !== key) {
+          this.shape = key;
+          this.build(out);
+        }
+      },
+    ];
+    for (let i = 0; i < out.examples.length; i += 1) parts.push(() => this.drawExample(out, out.examples[i], this.tiles[i]));
+    parts.push(() => {
+      this.container.dataset.step = String(info.step);
+      this.container.dataset.task = out.task;
+      this.caption.textContent = this.describe(out, info);
+    });
+    return parts;
   }
 
   build(out) {
@@ -136,11 +161,11 @@ export class OutputView {
     const names = out.class_names;
     if (out.task === 'segment') {
       const tint = (mask) => (i) => (mask && mask[i] > 0 ? rgb(classColor(mask[i])) : null);
-      paint(tile.canvases[0].getContext('2d'), dims, ex.image, tint(ex.pred.mask));
-      paint(tile.canvases[1].getContext('2d'), dims, ex.image, tint(ex.truth.mask));
+      paint(tile.canvases[0].getContext('2d', SOFT), dims, ex.image, tint(ex.pred.mask));
+      paint(tile.canvases[1].getContext('2d', SOFT), dims, ex.image, tint(ex.truth.mask));
       const fg = ex.pred.fg ?? [];
       const gray = [1, h, w];
-      paint(tile.canvases[2].getContext('2d'), gray, fg);
+      paint(tile.canvases[2].getContext('2d', SOFT), gray, fg);
       let right = 0;
       const truth = ex.truth.mask ?? [];
       const pred = ex.pred.mask ?? [];
@@ -150,13 +175,13 @@ export class OutputView {
       tile.caption.textContent = `prediction · truth · foreground p — ${(acc * 100).toFixed(1)}% of pixels right`;
       return;
     }
-    paint(tile.canvases[0].getContext('2d'), dims, ex.image);
+    paint(tile.canvases[0].getContext('2d', SOFT), dims, ex.image);
     const preds = ex.pred.boxes ?? [];
     const truths = ex.truth.boxes ?? [];
     tile.fig.dataset.predBoxes = String(preds.length);
     tile.fig.dataset.truthBoxes = String(truths.length);
     if (tile.overlay) {
-      const ctx = tile.overlay.getContext('2d');
+      const ctx = tile.overlay.getContext('2d', SOFT);
       const s = tile.overlay.width / w;
       ctx.clearRect(0, 0, tile.overlay.width, tile.overlay.height);
       ctx.lineWidth = 2 * devicePixelRatio;

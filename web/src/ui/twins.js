@@ -114,14 +114,14 @@ export class TwinPanel {
     this.$('twin-accuracy').textContent = Number.isFinite(t.accuracy) ? `${(t.accuracy * 100).toFixed(1)}%` : '–';
   }
 
-  probe(p, drawOutputs) {
+  /** B's readouts and filters (its outputs are drawn in parts by the page's job queue). */
+  probe(p) {
     this.$('twin-val-accuracy').textContent = Number.isFinite(p.val_accuracy) ? `${(p.val_accuracy * 100).toFixed(1)}%` : '–';
     this.$('twin-val-metrics').textContent = p.metrics
       ? Object.entries(p.metrics)
           .map(([k, v]) => `${k} ${Number.isFinite(v) ? v.toFixed(3) : '–'}`)
           .join(' · ') || '–'
       : '–';
-    if (p.filters) this.filters.draw(p.filters);
-    if (p.outputs) drawOutputs(this.outputs, p.outputs);
+    if (p.filters) this.filters.draw(p.filters, 'first');
   }
 }
