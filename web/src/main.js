@@ -893,7 +893,7 @@ function onWorkerMessage(msg) {
     const b = msg.twin;
     lossChart.add(msg.step, { train: msg.loss, penalty: msg.penalty, train_b: b?.loss, penalty_b: b?.penalty });
     accuracyChart.add(msg.step, { train: msg.accuracy, train_b: b?.accuracy });
-    if (b) twinPanel.train(b);
+    if (b) queueJob('train:twin', () => twinPanel.train(b)); // drawn in a frame, the latest only
     instruments?.feed('train', msg);
     if (msg.parts && Object.keys(msg.parts).length > 0) taskCharts.parts?.add(msg.step, msg.parts);
     if (msg.twin) taskCharts.metrics?.add(msg.step, { finetune_train: msg.accuracy, scratch_train: msg.twin.accuracy });

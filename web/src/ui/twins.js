@@ -94,7 +94,11 @@ export class TwinPanel {
     after.after(this.root);
     this.filters = new FilterView(this.filtersBox, { prompt: "Run B's filters appear once it has been probed." });
     this.outputs = new OutputView(this.outputsBox);
-    this.$ = (testid) => this.root.querySelector(`[data-testid="${testid}"]`);
+    const nodes = new Map();
+    this.$ = (testid) => {
+      if (!nodes.has(testid)) nodes.set(testid, this.root.querySelector(`[data-testid="${testid}"]`));
+      return nodes.get(testid);
+    };
   }
 
   setRun(on, label, task) {
@@ -109,9 +113,15 @@ export class TwinPanel {
     this.outputs.clear();
   }
 
+  /** B's train readouts (every train report: only a changed text touches the DOM). */
   train(t) {
-    this.$('twin-loss').textContent = Number.isFinite(t.loss) ? t.loss.toFixed(4) : String(t.loss);
-    this.$('twin-accuracy').textContent = Number.isFinite(t.accuracy) ? `${(t.accuracy * 100).toFixed(1)}%` : '–';
+    this.set('twin-loss', Number.isFinite(t.loss) ? t.loss.toFixed(4) : String(t.loss));
+    this.set('twin-accuracy', Number.isFinite(t.accuracy) ? `${(t.accuracy * 100).toFixed(1)}%` : '–');
+  }
+
+  set(testid, text) {
+    const node = this.$(testid);
+    if (node.textContent !== text) node.textContent = text;
   }
 
   /** B's readouts and filters (its outputs are drawn in parts by the page's job queue). */
