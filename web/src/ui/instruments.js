@@ -208,7 +208,20 @@ export const DRAWERS = {
   'weight-histogram': {
     title: 'Conv-kernel weights',
     caption: 'Histogram of every conv kernel weight (log count): L1 piles weights at exactly 0, L2 shrinks a Gaussian.',
-    init: (inst) => ({ chart: null, data: null }),
+    init: (inst) => ({
+      chart: new CurveChart(inst.body, {
+        title: '',
+        log: true,
+        xLabel: 'weight value',
+        yLabel: 'count (log)',
+        height: 200,
+        series: [
+          { key: 'a', label: 'A', color: A.train, width: 2 },
+          { key: 'b', label: 'B', color: B.train, width: 2, dash: [5, 3] },
+        ],
+      }),
+      data: null,
+    }),
     instruments(inst, msg) {
       const { a, b } = chartPer(msg, 'kernels');
       if (!a) return false;
@@ -225,17 +238,6 @@ export const DRAWERS = {
     },
     render(inst) {
       if (!inst.state.data) return;
-      inst.state.chart ??= new CurveChart(inst.body, {
-        title: '',
-        log: true,
-        xLabel: 'weight value',
-        yLabel: 'count (log)',
-        height: 200,
-        series: [
-          { key: 'a', label: 'A', color: A.train, width: 2 },
-          { key: 'b', label: 'B', color: B.train, width: 2, dash: [5, 3] },
-        ],
-      });
       const [xs, ya, yb] = inst.state.data;
       inst.state.chart.plot.setData([xs, ya, yb]);
       inst.state.data = null;
@@ -265,7 +267,18 @@ export const DRAWERS = {
   'filter-norms': {
     title: 'Per-filter L2 norm (first conv)',
     caption: 'The L2 norm of each output filter of the first conv layer, A and B; L2 shrinks all, L1 removes some.',
-    init: () => ({ chart: null, data: null }),
+    init: (inst) => ({
+      chart: new BarChart(inst.body, {
+        title: '',
+        xLabel: 'filter',
+        yLabel: 'L2 norm',
+        series: [
+          { label: 'A', color: A.train },
+          { label: 'B', color: B.train },
+        ],
+      }),
+      data: null,
+    }),
     instruments(inst, msg) {
       const { a, b } = chartPer(msg, 'kernels');
       if (!a?.filter_norms) return false;
@@ -274,15 +287,6 @@ export const DRAWERS = {
     },
     render(inst) {
       if (!inst.state.data) return;
-      inst.state.chart ??= new BarChart(inst.body, {
-        title: '',
-        xLabel: 'filter',
-        yLabel: 'L2 norm',
-        series: [
-          { label: 'A', color: A.train },
-          { label: 'B', color: B.train },
-        ],
-      });
       const [xs, ya, yb] = inst.state.data;
       inst.state.chart.draw(xs, [ya, yb]);
       inst.state.data = null;
@@ -390,7 +394,20 @@ export const DRAWERS = {
   'lr-sweep': {
     title: 'Accuracy per learning rate, A and B',
     caption: 'The latest validation accuracy of A and B at each learning rate tried in this page (change lr and train to add one).',
-    init: () => ({ byLr: new Map(), chart: null, dirty: false }),
+    init: (inst) => ({
+      byLr: new Map(),
+      chart: new BarChart(inst.body, {
+        title: '',
+        xLabel: 'learning rate',
+        yLabel: 'val. accuracy',
+        names: [],
+        series: [
+          { label: 'A', color: A.train },
+          { label: 'B', color: B.train },
+        ],
+      }),
+      dirty: false,
+    }),
     probe(inst, msg) {
       const lrA = inst.ctx.state().lr;
       const entry = inst.state.byLr.get(lrA) ?? {};
@@ -403,16 +420,6 @@ export const DRAWERS = {
       if (!inst.state.dirty) return;
       inst.state.dirty = false;
       const lrs = [...inst.state.byLr.keys()].sort((p, q) => p - q);
-      inst.state.chart ??= new BarChart(inst.body, {
-        title: '',
-        xLabel: 'learning rate',
-        yLabel: 'val. accuracy',
-        names: [],
-        series: [
-          { label: 'A', color: A.train },
-          { label: 'B', color: B.train },
-        ],
-      });
       // category names: the lr values, in order
       const axis = inst.state.chart.plot.axes[0];
       axis.values = (u, ticks) => ticks.map((t) => (lrs[t] !== undefined ? String(lrs[t]) : ''));
@@ -474,16 +481,8 @@ export const DRAWERS = {
   'test-time': {
     title: 'Dropout at test time: three ways',
     caption: 'Validation accuracy with model.eval() (inverted dropout), with masks left on (forgot eval()), and classic dropout without its ×(1−p).',
-    init: () => ({ chart: null, data: null }),
-    instruments(inst, msg) {
-      const { a, b } = chartPer(msg, 'test-time');
-      if (!a) return false;
-      const keys = ['eval', 'forgot_eval', 'classic_no_rescale'];
-      inst.state.data = [keys.map((k) => a[k]), keys.map((k) => b?.[k] ?? null)];
-    },
-    render(inst) {
-      if (!inst.state.data) return;
-      inst.state.chart ??= new BarChart(inst.body, {
+    init: (inst) => ({
+      chart: new BarChart(inst.body, {
         title: '',
         xLabel: 'test-time mode',
         yLabel: 'accuracy',
@@ -492,7 +491,17 @@ export const DRAWERS = {
           { label: 'A', color: A.train },
           { label: 'B', color: B.train },
         ],
-      });
+      }),
+      data: null,
+    }),
+    instruments(inst, msg) {
+      const { a, b } = chartPer(msg, 'test-time');
+      if (!a) return false;
+      const keys = ['eval', 'forgot_eval', 'classic_no_rescale'];
+      inst.state.data = [keys.map((k) => a[k]), keys.map((k) => b?.[k] ?? null)];
+    },
+    render(inst) {
+      if (!inst.state.data) return;
       inst.state.chart.draw([0, 1, 2], inst.state.data);
       inst.state.data = null;
     },
@@ -500,18 +509,8 @@ export const DRAWERS = {
   'mc-dropout': {
     title: 'Monte-Carlo dropout vs weight scaling',
     caption: 'Accuracy of averaging K stochastic passes (K = 1…50) against the one deterministic weight-scaled pass (Srivastava et al., Fig. 11).',
-    init: () => ({ chart: null, data: null }),
-    instruments(inst, msg) {
-      const { a, b } = chartPer(msg, 'mc-dropout');
-      if (!a) return false;
-      const ks = a.accuracy_by_k.map((_, i) => i + 1);
-      const line = (h) => ks.map(() => h?.weight_scaling_accuracy ?? null);
-      inst.state.data = [ks, [...a.accuracy_by_k], line(a), b ? [...b.accuracy_by_k] : ks.map(() => null), line(b)];
-      inst.note.textContent = `A: MC (K = ${ks.length}) ${fmt(a.mc_accuracy * 100)}% vs weight scaling ${fmt(a.weight_scaling_accuracy * 100)}%; agreement ${fmt(a.agreement * 100)}%, mean entropy ${fmt(a.mean_entropy)} nats.`;
-    },
-    render(inst) {
-      if (!inst.state.data) return;
-      inst.state.chart ??= new CurveChart(inst.body, {
+    init: (inst) => ({
+      chart: new CurveChart(inst.body, {
         title: '',
         percent: true,
         xLabel: 'K (stochastic passes averaged)',
@@ -523,7 +522,19 @@ export const DRAWERS = {
           { key: 'mcb', label: 'B MC average', color: B.train, width: 2 },
           { key: 'wsb', label: 'B weight scaling', color: B.val, dash: [6, 3] },
         ],
-      });
+      }),
+      data: null,
+    }),
+    instruments(inst, msg) {
+      const { a, b } = chartPer(msg, 'mc-dropout');
+      if (!a) return false;
+      const ks = a.accuracy_by_k.map((_, i) => i + 1);
+      const line = (h) => ks.map(() => h?.weight_scaling_accuracy ?? null);
+      inst.state.data = [ks, [...a.accuracy_by_k], line(a), b ? [...b.accuracy_by_k] : ks.map(() => null), line(b)];
+      inst.note.textContent = `A: MC (K = ${ks.length}) ${fmt(a.mc_accuracy * 100)}% vs weight scaling ${fmt(a.weight_scaling_accuracy * 100)}%; agreement ${fmt(a.agreement * 100)}%, mean entropy ${fmt(a.mean_entropy)} nats.`;
+    },
+    render(inst) {
+      if (!inst.state.data) return;
       const ys = inst.state.data.slice(1);
       const all = ys.flat().filter(Number.isFinite);
       const lo = Math.min(...all);
@@ -536,7 +547,20 @@ export const DRAWERS = {
   'inception-diagram': {
     title: 'Inception block: naive vs 1×1 reductions',
     caption: 'Parameters and FLOPs of the inception block(s) with naive 3×3 / 5×5 branches and with 1×1 reductions before them.',
-    init: () => ({ chart: null, data: null }),
+    init: (inst) => ({
+      chart: new BarChart(inst.body, {
+        title: '',
+        log: true,
+        xLabel: 'count',
+        yLabel: 'number (log)',
+        names: ['parameters', 'FLOPs per example'],
+        series: [
+          { label: 'naive', color: '#94a3b8' },
+          { label: 'with 1×1 reductions', color: A.train },
+        ],
+      }),
+      data: null,
+    }),
     instruments(inst, msg) {
       const a = hdr(msg, 'a', 'inception-counts');
       if (!a) return false;
@@ -551,17 +575,6 @@ export const DRAWERS = {
     },
     render(inst) {
       if (!inst.state.data) return;
-      inst.state.chart ??= new BarChart(inst.body, {
-        title: '',
-        log: true,
-        xLabel: 'count',
-        yLabel: 'number (log)',
-        names: ['parameters', 'FLOPs per example'],
-        series: [
-          { label: 'naive', color: '#94a3b8' },
-          { label: 'with 1×1 reductions', color: A.train },
-        ],
-      });
       inst.state.chart.draw([0, 1], inst.state.data);
       inst.state.data = null;
     },
@@ -665,7 +678,18 @@ export const DRAWERS = {
   'overlap-toy': {
     title: 'The 1-D overlap toy',
     caption: 'How many kernel taps of a stride-s transposed convolution land on each output pixel: uneven when k is not a multiple of s.',
-    init: () => ({ chart: null, data: null }),
+    init: (inst) => ({
+      chart: new BarChart(inst.body, {
+        title: '',
+        xLabel: 'output pixel',
+        yLabel: 'kernel taps',
+        series: [
+          { label: 'A', color: A.train },
+          { label: 'B', color: B.train },
+        ],
+      }),
+      data: null,
+    }),
     instruments(inst, msg) {
       const { a, b } = chartPer(msg, 'overlap');
       if (!a) return false;
@@ -675,15 +699,6 @@ export const DRAWERS = {
     },
     render(inst) {
       if (!inst.state.data) return;
-      inst.state.chart ??= new BarChart(inst.body, {
-        title: '',
-        xLabel: 'output pixel',
-        yLabel: 'kernel taps',
-        series: [
-          { label: 'A', color: A.train },
-          { label: 'B', color: B.train },
-        ],
-      });
       inst.state.chart.draw(...[inst.state.data[0], inst.state.data.slice(1)]);
       inst.state.data = null;
     },
