@@ -4,6 +4,7 @@
 #   web/pkg/               the wasm core (wasm-pack, release)
 #   web/vendor/            uPlot (ESM + css) and ConvNetJS (for the benchmark page)
 #   web/presets/           a copy of presets/*.json, so a static deploy of web/ works
+#   web/chapters/          a copy of chapters/*.json and index.json (the list of them all)
 # Run scripts/setup.sh first (npm run build does).
 set -euo pipefail
 
@@ -31,5 +32,18 @@ if compgen -G "presets/*.json" >/dev/null; then
 else
   echo "build: warning: presets/ has no .json files" >&2
 fi
+
+echo "build: chapters"
+mkdir -p web/chapters
+rm -f web/chapters/*.json
+if compgen -G "chapters/*.json" >/dev/null; then
+  cp chapters/*.json web/chapters/
+fi
+node -e '
+const fs = require("fs");
+const files = fs.existsSync("chapters") ? fs.readdirSync("chapters").filter((f) => f.endsWith(".json")).sort() : [];
+const list = files.map((f) => JSON.parse(fs.readFileSync(`chapters/${f}`, "utf8")));
+fs.writeFileSync("web/chapters/index.json", JSON.stringify(list));
+'
 
 echo "build: done -> web/"

@@ -97,7 +97,7 @@ test('reloading a link restores the same settings and the same run (seed include
       hash,
       '#task=classify&preset=mnist-small&lr=0.02&batch=32&optimizer=sgd&momentum=0.8&weight_decay=0.01&l1=0&l1_target=weights' +
         '&l1_mode=penalty&l2=0&l2_target=weights&dropout_p=spec&dropout_scaling=spec&train_mode=train' +
-        '&box_weight=5&dice=0&nms_iou=0.5&score_threshold=0.3&labels=10&freeze=0%2C3&seed=7&backend=cpu&kernel_scale=shared&example=0',
+        '&box_weight=5&dice=0&nms_iou=0.5&score_threshold=0.3&labels=10&freeze=0%2C3&backbone=pretrained&seed=7&backend=cpu&kernel_scale=shared&example=0',
     );
     // Live settings were applied to the running model without complaint.
     await page.waitForTimeout(300);

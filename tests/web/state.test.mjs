@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FIELDS, LIVE_FIELDS, REBUILD_FIELDS, defaults, fromHash, parseField, toConfig, toHash } from '../../web/src/state.js';
+import { FIELDS, LIVE_FIELDS, PAGE_FIELDS, REBUILD_FIELDS, defaults, fromHash, parseField, toConfig, toHash } from '../../web/src/state.js';
 import { encodeArch } from '../../web/src/arch.js';
 import { loadCore } from './core.mjs';
 
@@ -21,7 +21,7 @@ test('defaults round-trip through the hash', () => {
     '#task=classify&preset=mnist-small&lr=0.001&batch=64&optimizer=adam&momentum=0.9&weight_decay=0.01' +
       '&l1=0&l1_target=weights&l1_mode=penalty&l2=0&l2_target=weights&dropout_p=spec&dropout_scaling=spec' +
       '&train_mode=train&box_weight=5&dice=0&nms_iou=0.5&score_threshold=0.3&labels=10&freeze=0%2C3' +
-      '&seed=1&backend=auto&kernel_scale=shared&example=0',
+      '&backbone=pretrained&seed=1&backend=auto&kernel_scale=shared&example=0',
   );
   assert.deepEqual(fromHash(hash), { state, errors: [] });
 });
@@ -50,16 +50,27 @@ test('every field round-trips a non-default value', () => {
     score_threshold: 0.05,
     labels: '100',
     freeze: '0,3,conv_2',
+    backbone: 'scratch',
     seed: 4294967295,
     backend: 'webgpu',
     kernel_scale: 'tile',
     layer: 'conv_1',
     example: 996,
     arch,
+    chapter: 'up-pooling',
+    twin: 'preset:shapes-segment-resize;lr:0.5;dropout_p:spec',
   };
   assert.deepEqual(Object.keys(state).sort(), Object.keys(FIELDS).sort(), 'this test covers every field');
-  assert.deepEqual(fromHash(toHash(state)), { state, errors: [] });
-  assert.match(toHash(state), /&layer=conv_1&example=996&arch=[A-Za-z0-9_-]+$/);
+  // the chapter's own state is overridden by every key of the link
+  const chapters = {
+    'up-pooling': {
+      slug: 'up-pooling',
+      runs: [{ id: 'a', preset: 'shapes-segment-unpool', config: { lr: 0.1 } }, { id: 'b', preset: 'shapes-segment-transposed', config: {} }],
+      twins: ['a', 'b'],
+    },
+  };
+  assert.deepEqual(fromHash(toHash(state), { chapters }), { state, errors: [] });
+  assert.match(toHash(state), /&layer=conv_1&example=996&arch=[A-Za-z0-9_-]+&chapter=up-pooling&twin=preset:shapes-segment-resize;lr:0\.5;dropout_p:spec$/);
 });
 
 test('empty text fields stay out of the hash; a missing field takes its default', () => {
@@ -177,7 +188,7 @@ test('toConfig gives the Playground config: the run settings, "spec" as null', (
   assert.equal(toConfig({ ...defaults(), dropout_scaling: 'classic' }).dropout_scaling, 'classic');
   // every field is either a rebuild field, a live config field, or a view field
   const views = ['layer', 'example', 'kernel_scale'];
-  assert.deepEqual([...REBUILD_FIELDS, ...LIVE_FIELDS, ...views].sort(), Object.keys(FIELDS).sort());
+  assert.deepEqual([...REBUILD_FIELDS, ...LIVE_FIELDS, ...PAGE_FIELDS, ...views].sort(), Object.keys(FIELDS).sort());
 });
 
 test('every field has a default inside its own bounds', () => {

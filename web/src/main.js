@@ -6,7 +6,11 @@
 // The model is a spec: the preset's, with the layer list of `arch` when it was edited. The
 // architecture toggles and the layer editor turn the running spec into a new one (checked
 // by the Rust side's check_spec in the worker), which becomes `arch` and a new model.
-import { FIELDS, fromHash, toHash } from './state.js';
+import { FIELDS, TRANSFER_TWIN, checkTwinTask, chapterState, defaults, fromHash, parseTwin, toHash, twinState } from './state.js';
+import { chapterMap, chapterProbes, chapterProblems, fillAnswer } from './chapters.js';
+import { ChapterView } from './ui/chapter.js';
+import { Instruments } from './ui/instruments.js';
+import { TwinPanel, makeTwinControl } from './ui/twins.js';
 import {
   archFor,
   batchNormState,
@@ -91,7 +95,7 @@ function writeHash() {
 }
 
 function loadHash() {
-  const parsed = fromHash(location.hash);
+  const parsed = fromHash(location.hash, { chapters });
   state = parsed.state;
   setError(
     'hash',
@@ -106,15 +110,29 @@ function loadHash() {
   for (const name of Object.keys(FIELDS)) setError(`field:${name}`, null);
   form.fill();
   applyViewSettings();
+  showChapter();
   resolveModel();
 }
 
 /** Applies changed fields: a new task brings its first preset, a new preset its own
  * layers (both a new model); the rest goes to the worker as it is. */
 function setState(changes) {
+  if ('chapter' in changes && changes.chapter !== state.chapter) {
+    openChapter(changes.chapter);
+    return;
+  }
   state = { ...state, ...changes };
   const newModel = 'task' in changes || 'preset' in changes;
-  if ('task' in changes) state.preset = defaultPreset(state.task);
+  if ('task' in changes) {
+    state.preset = defaultPreset(state.task);
+    // twins share the task: a new task starts without B (transfer with its from-scratch twin)
+    state.twin = state.task === 'transfer' ? TRANSFER_TWIN : '';
+  }
+  if ('twin' in changes || 'preset' in changes) {
+    const problem = checkTwinTask(state);
+    setError('twin', problem);
+    if (problem) state.twin = '';
+  }
   if (newModel) {
     state.arch = '';
     setError('arch', null);
@@ -123,9 +141,108 @@ function setState(changes) {
   }
   writeHash();
   form.sync();
+  if ('twin' in changes || newModel) form.fill();
   applyViewSettings();
   if (newModel) resolveModel();
   else sendConfigure();
+  if ('twin' in changes) updateChapterLabels();
+}
+
+// ---------------------------------------------------------------------------------------
+// Chapters (web/chapters/index.json): the picker, the chapter panel and its instruments.
+
+let chapters = {}; // slug -> chapter object
+let chapterView = null;
+let instruments = null; // the open chapter's Instruments, or null
+let shownChapter = null; // the slug the panel shows
+
+async function loadChapters() {
+  const url = new URL('../chapters/index.json', import.meta.url);
+  try {
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    const list = await response.json();
+    const problems = list.flatMap(chapterProblems);
+    if (problems.length) setError('chapters', `Some chapters cannot be shown: ${problems.join('; ')}`);
+    return list;
+  } catch (err) {
+    setError('chapters', `could not load the chapters from ${url.pathname} (${err.message}); run \`npm run build\``);
+    return [];
+  }
+}
+
+/** Opens a chapter from the picker: its run A's state and twin (backend kept); '' = none. */
+function openChapter(slug) {
+  setError('chapter', null);
+  if (!slug) {
+    state = { ...state, chapter: '' };
+  } else {
+    const opened = chapterState(chapters[slug], { ...defaults(), backend: state.backend });
+    state = opened.state;
+    setError('chapter', opened.errors.length ? `chapter ${slug}: ${opened.errors.join('; ')}` : null);
+  }
+  writeHash();
+  form.fill();
+  showChapter();
+  resolveModel();
+}
+
+/** The labels of A and B: the chapter's runs while the twin is the chapter's own. */
+function runLabels() {
+  const chapter = chapters[state.chapter];
+  const b = twinState(state) ? `twin (${state.twin})` : null;
+  if (!chapter) return { a: 'A', b };
+  const own = chapterState(chapter).state.twin === state.twin;
+  const byId = new Map(chapter.runs.map((r) => [r.id, r]));
+  const [ia, ib] = chapter.twins ?? [];
+  return {
+    a: byId.get(ia)?.label ?? 'A',
+    b: b && own ? (byId.get(ib)?.label ?? b) : b,
+  };
+}
+
+function updateChapterLabels() {
+  if (shownChapter) chapterView.setLabels(runLabels());
+  twinPanel.setRun(Boolean(twinState(state)), runLabels().b ?? 'off', state.task);
+}
+
+/** The panel for state.chapter (made anew when the chapter changes). */
+function showChapter() {
+  const chapter = chapters[state.chapter] ?? null;
+  updateChapterLabels();
+  if ((chapter?.slug ?? null) === shownChapter) return;
+  shownChapter = chapter?.slug ?? null;
+  const box = chapterView.show(chapter, { labels: runLabels() });
+  instruments = chapter
+    ? new Instruments(box, chapter.instruments ?? [], {
+        labels: runLabels(),
+        state: () => state,
+        metricKey: () => (state.task === 'classify' || state.task === 'transfer' ? 'accuracy' : TASKS[state.task].headline.key),
+      })
+    : null;
+  latestEval = { a: null, b: null };
+}
+
+/** What the worker's instruments message carries: the chapter's probes, or null. */
+function instrumentsWanted() {
+  const chapter = chapters[state.chapter];
+  if (!chapter || !instruments) return null;
+  return { probes: chapterProbes(chapter), every: Math.max(1, chapter.probe_every ?? 50) };
+}
+
+let latestEval = { a: null, b: null }; // the latest evaluations of A and B, for the answer
+
+function drawAnswer() {
+  const chapter = chapters[state.chapter];
+  if (!chapter || !instruments) return;
+  const labels = runLabels();
+  const val = (p) => (p ? { accuracy: p.val_accuracy, loss: p.val_loss, ...(p.metrics ?? {}) } : {});
+  chapterView.setAnswer(
+    fillAnswer(chapter.answer, {
+      a: { label: labels.a, probes: instruments.latest.a, val: val(latestEval.a) },
+      b: labels.b ? { label: labels.b, probes: instruments.latest.b, val: val(latestEval.b) } : null,
+    }),
+  );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -279,6 +396,12 @@ function checkSpec(spec) {
 // ---------------------------------------------------------------------------------------
 // Views, redrawn at most once per animation frame.
 
+// Run B (the twin) is drawn dashed over A; the previous run stays as a faded reference.
+const REFERENCE = [
+  { key: 'ref_train', label: 'previous run (train)', color: '#cbd5e1', width: 1, dash: [2, 3] },
+  { key: 'ref_val', label: 'previous run (val.)', color: '#fcd9bd', width: 1.5, dash: [2, 3] },
+];
+const KEEP = { train: 'ref_train', val: 'ref_val' };
 const lossChart = new CurveChart($('loss-chart'), {
   title: 'Loss (log scale)',
   log: true,
@@ -286,9 +409,25 @@ const lossChart = new CurveChart($('loss-chart'), {
     { key: 'train', label: 'train', color: '#2563eb', width: 1.5 },
     { key: 'val', label: 'validation', color: '#ea580c', width: 2, points: true },
     { key: 'penalty', label: 'penalty', color: '#7c3aed', width: 1.5 },
+    { key: 'train_b', label: 'B train', color: '#16a34a', width: 1.5, dash: [5, 3] },
+    { key: 'val_b', label: 'B validation', color: '#c026d3', width: 2, dash: [5, 3], points: true },
+    { key: 'penalty_b', label: 'B penalty', color: '#a78bfa', width: 1.5, dash: [5, 3] },
+    ...REFERENCE,
   ],
 });
-const accuracyChart = new CurveChart($('accuracy-chart'), { title: 'Accuracy', percent: true });
+const accuracyChart = new CurveChart($('accuracy-chart'), {
+  title: 'Accuracy',
+  percent: true,
+  series: [
+    { key: 'train', label: 'train', color: '#2563eb', width: 1.5 },
+    { key: 'val', label: 'validation', color: '#ea580c', width: 2, points: true },
+    { key: 'train_b', label: 'B train', color: '#16a34a', width: 1.5, dash: [5, 3] },
+    { key: 'val_b', label: 'B validation', color: '#c026d3', width: 2, dash: [5, 3], points: true },
+    ...REFERENCE,
+  ],
+});
+// the charts, for the end-to-end tests (twins that differ in nothing draw the same curves)
+window.__charts = { loss: lossChart, accuracy: accuracyChart };
 const filterView = new FilterView($('filters'));
 const digitView = new DigitView($('digits'), 12);
 const layerViews = new LayerViews(document.querySelector('section.views'));
@@ -402,6 +541,17 @@ function queueCharts() {
   if (later < Infinity) setTimeout(queueFrame, later);
 }
 
+/** Queues the chapter's instruments: one drawer a job (each ends the frame, as a chart
+ * does), each at most every CHART_INTERVAL_MS; and the live answer. */
+function queueInstruments() {
+  if (!instruments) return;
+  drawAnswer();
+  if (jobs.has('chart:instruments')) return;
+  const wait = instruments.nextDue(CHART_INTERVAL_MS);
+  if (wait <= 0) queueJob('chart:instruments', () => instruments?.renderOne(CHART_INTERVAL_MS));
+  else if (wait < Infinity) setTimeout(queueFrame, wait);
+}
+
 const fmtPercent = (v) => (Number.isFinite(v) ? `${(v * 100).toFixed(1)}%` : '–');
 const fmtLoss = (v) => (Number.isFinite(v) ? v.toFixed(4) : String(v));
 const fmtPenalty = (v) => (!Number.isFinite(v) ? '–' : v === 0 ? '0' : v >= 1e-3 ? v.toFixed(4) : v.toExponential(2));
@@ -414,6 +564,7 @@ function drawFrame() {
     drawReadouts();
   }
   queueCharts();
+  queueInstruments();
   if (view.probe) {
     const p = view.probe;
     view.probe = null;
@@ -422,9 +573,13 @@ function drawFrame() {
     else filterView.caption.textContent = 'This model has no conv layer.';
     if (p.digits) queueJob('probe:digits', () => digitView.draw(p.digits));
     if (p.outputs) queueParts('outputs', outputView.parts(p.outputs, outputInfo(p.step)));
+    // run B beside A: its readouts and filters, and (but for classification) its outputs
+    if (p.twin) queueJob('probe:twin', () => twinPanel.probe(p.twin));
+    if (p.twin?.outputs && taskCharts.task !== 'classify') queueParts('twin-outputs', twinPanel.outputs.parts(p.twin.outputs, outputInfo(p.step)));
   }
   if (view.outputs) {
     queueParts('outputs', outputView.parts(view.outputs.outputs, outputInfo(view.outputs.step)));
+    if (view.outputs.twin) queueParts('twin-outputs', twinPanel.outputs.parts(view.outputs.twin, outputInfo(view.outputs.step)));
     view.outputs = null;
   }
   if (view.layer) {
@@ -452,7 +607,7 @@ function drawFrame() {
 function drawProbeText(p) {
   $('val-accuracy').textContent = fmtPercent(p.val_accuracy);
   $('val-accuracy').title = `on ${p.examples} validation examples at step ${p.step}, in eval mode; loss ${fmtLoss(p.val_loss)}`;
-  if (p.twin) {
+  if (p.twin && taskCharts.task === 'transfer') {
     $('val-metric').textContent = fmtPercent(p.twin.val_accuracy);
   } else if (p.metrics && taskCharts.task !== 'classify') {
     const key = TASKS[taskCharts.task].headline.key;
@@ -467,6 +622,7 @@ function drawProbeText(p) {
 function applyViewSettings() {
   filterView.setScale(state.kernel_scale);
   layerViews.filters.setScale(state.kernel_scale);
+  twinPanel?.filters.setScale(state.kernel_scale);
 }
 
 function outputInfo(step) {
@@ -620,8 +776,50 @@ function send(message) {
   worker?.postMessage(message);
 }
 
+// Run B's spec: A's when the twin leaves the model alone; else its preset (+ arch), loaded
+// and checked here, cached by what it depends on.
+let twinModel = { key: null, spec: null };
+let twinSeq = 0;
+
+const modelKey = (s) => JSON.stringify([s.preset, s.arch]);
+
+async function resolveTwin(b) {
+  const seq = ++twinSeq;
+  const key = modelKey(b);
+  try {
+    const base = await loadPreset(b.preset);
+    const spec = specFor(base, b.arch);
+    if (b.arch) {
+      const result = await checkSpec(spec);
+      if (!result.ok) throw new Error(`its layers do not validate: ${problems(result)}`);
+    }
+    if (seq !== twinSeq) return;
+    twinModel = { key, spec };
+    setError('twin-model', null);
+  } catch (err) {
+    if (seq !== twinSeq) return;
+    setError('twin-model', `twin run B (twin): ${err.message}; twin off`);
+    state = { ...state, twin: '' };
+    writeHash();
+    form.fill();
+    updateChapterLabels();
+  }
+  sendConfigure();
+}
+
 function sendConfigure() {
-  if (model) send({ type: 'configure', state, spec: JSON.stringify(taskSpec(model, state)) });
+  if (!model) return;
+  const b = twinState(state);
+  let twin = null;
+  if (b) {
+    if (modelKey(b) === modelKey(state)) twin = { state: b, spec: JSON.stringify(taskSpec(model, b)) };
+    else if (twinModel.key === modelKey(b)) twin = { state: b, spec: JSON.stringify(taskSpec(twinModel.spec, b)) };
+    else {
+      resolveTwin(b); // sends once B's model is known, so that A and B start together
+      return;
+    }
+  }
+  send({ type: 'configure', state, spec: JSON.stringify(taskSpec(model, state)), twin, instruments: instrumentsWanted() });
 }
 
 function startRun(run) {
@@ -637,8 +835,18 @@ function startRun(run) {
   taskCharts.metrics?.clear();
   taskCharts.parts?.clear();
   $('val-metric').textContent = '–';
-  lossChart.clear();
-  accuracyChart.clear();
+  // the previous run's curves stay, faded, to compare with
+  lossChart.clearKeeping(KEEP);
+  accuracyChart.clearKeeping(KEEP);
+  twinPanel.clear();
+  const hasTwin = Boolean(twinState(state));
+  for (const chart of [lossChart, accuracyChart]) for (const key of ['train_b', 'val_b', 'penalty_b']) chart.show(key, hasTwin);
+  if (instruments && shownChapter) {
+    const box = chapterView.instruments;
+    instruments = new Instruments(box, chapters[shownChapter].instruments ?? [], instruments.ctx);
+    instruments.ctx.labels = runLabels();
+  }
+  latestEval = { a: null, b: null };
   filterView.clear();
   digitView.clear();
   layerViews.clear();
@@ -682,8 +890,11 @@ function onWorkerMessage(msg) {
       if (view.losses.first.length < 3) view.losses.first.push(msg.loss);
       view.losses.recent = [...view.losses.recent.slice(-9), msg.loss];
     }
-    lossChart.add(msg.step, { train: msg.loss, penalty: msg.penalty });
-    accuracyChart.add(msg.step, { train: msg.accuracy });
+    const b = msg.twin;
+    lossChart.add(msg.step, { train: msg.loss, penalty: msg.penalty, train_b: b?.loss, penalty_b: b?.penalty });
+    accuracyChart.add(msg.step, { train: msg.accuracy, train_b: b?.accuracy });
+    if (b) queueJob('train:twin', () => twinPanel.train(b)); // drawn in a frame, the latest only
+    instruments?.feed('train', msg);
     if (msg.parts && Object.keys(msg.parts).length > 0) taskCharts.parts?.add(msg.step, msg.parts);
     if (msg.twin) taskCharts.metrics?.add(msg.step, { finetune_train: msg.accuracy, scratch_train: msg.twin.accuracy });
     if (msg.phase === 'diverged') {
@@ -700,10 +911,14 @@ function onWorkerMessage(msg) {
   } else if (msg.type === 'probe-result') {
     view.probe = msg;
     view.classNames = msg.outputs?.class_names ?? view.classNames;
-    lossChart.add(msg.step, { val: msg.val_loss });
-    accuracyChart.add(msg.step, { val: msg.val_accuracy });
+    lossChart.add(msg.step, { val: msg.val_loss, val_b: msg.twin?.val_loss });
+    accuracyChart.add(msg.step, { val: msg.val_accuracy, val_b: msg.twin?.val_accuracy });
+    latestEval = { a: msg, b: msg.twin ?? null };
+    instruments?.feed('probe', msg);
     if (msg.twin) taskCharts.metrics?.add(msg.step, { finetune: msg.val_accuracy, scratch: msg.twin.val_accuracy });
     else if (msg.metrics) taskCharts.metrics?.add(msg.step, msg.metrics);
+  } else if (msg.type === 'instruments') {
+    instruments?.feed('instruments', msg);
   } else if (msg.type === 'outputs-result') {
     view.outputs = msg;
     view.classNames = msg.outputs?.class_names ?? view.classNames;
@@ -744,12 +959,19 @@ $('reset').addEventListener('click', () => send({ type: 'reset' }));
 // wasm core; then the form and the layer editor are made and the link is read.
 
 let started = false;
+let twinControl = null;
+let twinPanel = null;
 
 /** Once: with the kinds (null when the worker could not give them; a build then says why). */
-function start(kinds) {
+async function start(kinds) {
   if (started) return;
   started = true;
   if (kinds) setKinds(kinds);
+  const list = await loadChapters();
+  chapters = chapterMap(list);
+  chapterView = new ChapterView({ chapters: list, onPick: (slug) => setState({ chapter: slug }) });
+  twinControl = makeTwinControl(document.querySelector('aside.controls'), { getState: () => state, setState, setError });
+  twinPanel = new TwinPanel(document.querySelector('main.layout'), document.querySelector('section.chart:nth-of-type(2)') ?? $('accuracy-chart').parentElement);
   form = bindForm({ getState: () => state, setState, setError });
   editor = new LayerEditor($('layer-editor'), {
     check: (layers) => checkSpec({ ...(model ?? preset), layers }),
@@ -757,6 +979,7 @@ function start(kinds) {
   });
   window.addEventListener('hashchange', loadHash);
   loadHash();
+  twinControl.prefill();
 }
 
 startWorker();

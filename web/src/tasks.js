@@ -10,7 +10,8 @@ export const TASKS = Object.freeze({
   classify: {
     label: 'Classification (MNIST)',
     description: 'Classification: which of 10 handwritten digits (MNIST)',
-    presets: ['mnist-small', 'mnist-tiny', 'mnist-nin', 'mnist-inception', 'mnist-mlp', 'digits-pretrain'],
+    // the last three are the chapters' variants (batch norm, dropout, a naive inception block)
+    presets: ['mnist-small', 'mnist-tiny', 'mnist-nin', 'mnist-inception', 'mnist-mlp', 'digits-pretrain', 'mnist-small-bn', 'mnist-dropout', 'mnist-inception-naive'],
     metrics: [],
     headline: { key: 'accuracy', label: 'Val. accuracy' },
     parts: [],
@@ -45,6 +46,11 @@ export const TASKS = Object.freeze({
       'shapes-segment-transposed-unet',
       'shapes-segment-unpool-unet',
       'shapes-segment-resize-unet',
+      // the small 32×32 decoders of the deconvolution and up-pooling chapters
+      'segment-small-transposed',
+      'segment-small-transposed-k4',
+      'segment-small-resize',
+      'segment-small-unpool',
     ],
     metrics: [
       { key: 'mean_iou', label: 'mean IoU', color: '#059669' },

@@ -1,8 +1,13 @@
 // The training worker: owns the wasm Playground, so the main thread only draws.
 //
 // Protocol (plain messages; bulk data as transferable typed arrays):
-//   main -> worker  {type: 'configure', state, spec}  the full state table (see state.js) and
-//                                    the spec JSON it resolves to (preset + arch)
+//   main -> worker  {type: 'configure', state, spec, twin, instruments}
+//                                    the full state table (see state.js) and the spec JSON it
+//                                    resolves to (preset + arch); twin: {state, spec} | null,
+//                                    run B (state.js twinState and its spec, resolved by the
+//                                    main thread), built and trained beside A in lockstep from
+//                                    the same seed; instruments: {probes: [{name, options}],
+//                                    every} | null, the chapter's probes (docs/chapters.md)
 //                   {type: 'play'} {type: 'pause'} {type: 'step'} {type: 'probe'} {type: 'reset'}
 //                   {type: 'view', layer, example}    what the per-layer views show
 //                   {type: 'check', id, spec}         validate a spec for the layer editor
@@ -11,16 +16,25 @@
 //                   {type: 'report', kind: 'train', run, step, loss, penalty, accuracy, phase,
 //                                    diverged_at, ms_per_step, steps_per_call}
 //                                    parts: {term: loss} (tasks with several loss terms),
-//                                    twin: {loss, accuracy} | null (transfer: the from-scratch run)
-//                   {type: 'model', run, summary, task, transfer: {loaded, skipped, source} | null}
-//                                                     the built model's summary() (layers, totals)
+//                                    twin: run B's {step, loss, penalty, accuracy, parts, phase,
+//                                    diverged_at} | null (the same call's steps)
+//                   {type: 'model', run, summary, task, transfer: {loaded, skipped, source} | null,
+//                                    twin: {summary, transfer} | null}
+//                                                     the built models' summary() (layers, totals)
 //                   {type: 'probe-result', run, step, val_loss, val_accuracy, examples, metrics,
-//                                    twin: {val_loss, val_accuracy, metrics} | null,
+//                                    twin: run B's {val_loss, val_accuracy, examples, metrics,
+//                                          filters, digits, outputs} (as A's, same examples) | null,
 //                                    filters: {shape, data: Float32Array} | null,
 //                                    digits: {pixels: Uint8Array (k·784), labels, preds: Uint8Array,
 //                                             confidence: Float32Array} | null (MNIST classification),
 //                                    outputs: Playground.outputs(k), unpacked | null (every other task)}
-//                   {type: 'outputs-result', run, step, outputs}  redrawn outputs (no evaluation)
+//                   {type: 'instruments', run, step, a: {probe: header with arrays in place},
+//                                    b: {...} | null, errors: {probe: {a?: message, b?: message}}}
+//                                    the chapter's probes (Playground.instrument) for A and B,
+//                                    every instruments.every steps and at most ~once a second,
+//                                    and on pause / single step / a new model; never every step
+//                   {type: 'outputs-result', run, step, outputs, twin: outputs | null}
+//                                                     redrawn outputs (no evaluation)
 //                                    after an NMS / score threshold change, and between
 //                                    probes while training (up to 4 times a second)
 //                   {type: 'view-result', run, step, layer, kind, example, label, input: [C,H,W],
@@ -56,6 +70,7 @@ const EVAL_TARGET_MS = 120;
 const MNIST_HEADER = 16;
 const MIN_VIEW_INTERVAL_MS = 1000; // per-layer views at most about once a second while training
 const MIN_OUTPUTS_INTERVAL_MS = 250; // task outputs up to 4 times a second while training
+const MIN_INSTRUMENTS_INTERVAL_MS = 1000; // a chapter's probes at most about once a second
 const EXPORT_FILES = { weights: 'weights.safetensors', model_py: 'model.py' };
 const PROBE_OUTPUTS = 8; // validation examples whose decoded outputs are drawn
 const BACKBONE_URL = '../assets/backbone-digits04.safetensors'; // scripts/pretrain-backbone.sh
@@ -71,6 +86,9 @@ let pumping = false;
 const wanted = {
   state: null, // the latest state table from the main thread
   spec: null, // the spec JSON it resolves to
+  twin: null, // run B: {state, spec} | null
+  instruments: null, // the chapter's probes: {probes: [{name, options}], every} | null
+  instrumentsDirty: false, // the instruments need a fresh probe (pause, single step, new set)
   view: { layer: '', example: 0 }, // what the per-layer views show
   viewDirty: false, // the views need a fresh probe (selection changed, new run, a single step)
   exports: [], // export requests, in order
@@ -87,10 +105,12 @@ function newSession(run, key, reason) {
   return {
     key, // rebuild key of this session's create() attempt (success or not)
     pg: null, // the Playground
-    twin: null, // transfer learning: the same model from scratch, trained beside pg
+    twin: null, // run B's Playground (wanted.twin), trained beside pg in lockstep
     summary: null, // the built model's summary()
+    twinSummary: null, // run B's
     backendInfo: { backend: 'none', reason },
     applied: null, // live config fields last given to the Playground
+    appliedTwin: null, // and to run B's
     run, // increments on every (re)build; lets the page clear its charts
     step: 0,
     stepsPerCall: 1,
@@ -98,6 +118,9 @@ function newSession(run, key, reason) {
     nextProbeAt: 0,
     nextViewAt: 0,
     nextOutputsAt: 0, // the task's outputs are redrawn between probes (8 images: cheap)
+    nextInstrumentsAt: 0,
+    instrumentsStep: -Infinity, // the step of the last instruments probe
+    instrumentsMissing: false, // this wasm build has no Playground.instrument
     task: 'classify',
     inputDims: [1, 28, 28],
   };
@@ -148,6 +171,9 @@ self.onmessage = (event) => {
       if (wanted.state && msg.state.backend !== wanted.state.backend) wanted.backendOverride = null;
       wanted.state = msg.state;
       wanted.spec = msg.spec;
+      wanted.twin = msg.twin ?? null;
+      if (JSON.stringify(msg.instruments ?? null) !== JSON.stringify(wanted.instruments)) wanted.instrumentsDirty = true;
+      wanted.instruments = msg.instruments ?? null;
       setView(msg.state.layer, msg.state.example);
       break;
     case 'view':
@@ -161,6 +187,7 @@ self.onmessage = (event) => {
       wanted.pendingSteps = 0;
       wanted.viewDirty = true; // the views show where training stopped
       wanted.probe = true; // and so do the validation readouts and the outputs
+      wanted.instrumentsDirty = true; // and the chapter's instruments
       break;
     case 'step':
       wanted.running = false;
@@ -169,6 +196,7 @@ self.onmessage = (event) => {
     case 'probe':
       wanted.probe = true;
       wanted.viewDirty = true;
+      wanted.instrumentsDirty = true;
       break;
     case 'reset':
       wanted.reset = true;
@@ -229,8 +257,23 @@ async function kick() {
   }
 }
 
-function rebuildKey(state, spec) {
-  return JSON.stringify({ spec, seed: state.seed, backend: wanted.backendOverride ?? state.backend });
+/** Does this run start from the shipped backbone (transfer, not from scratch)? */
+function usesBackbone(state) {
+  return state.task === 'transfer' && state.backbone !== 'scratch';
+}
+
+/** What needs a new pair of models when it changes: A's spec, seed, backend and starting
+ * weights, and whether B runs and with which spec and starting weights (twins restart
+ * together, so that they stay in lockstep from step 0). */
+function rebuildKey() {
+  const { state, spec, twin } = wanted;
+  return JSON.stringify({
+    spec,
+    seed: state.seed,
+    backend: wanted.backendOverride ?? state.backend,
+    backbone: usesBackbone(state),
+    twin: twin ? { spec: twin.spec, backbone: usesBackbone(twin.state) } : null,
+  });
 }
 
 /** The live config fields of a state, as the Playground takes them. */
@@ -239,16 +282,29 @@ function liveConfig(state) {
   return Object.fromEntries(LIVE_FIELDS.map((name) => [name, config[name]]));
 }
 
-/** The live fields that differ from what the Playground has (set_config gets only those). */
-function liveChanges(state) {
+/** The live fields that differ from what a Playground has (set_config gets only those). */
+function liveChanges(state, applied) {
   const live = liveConfig(state);
-  return Object.fromEntries(Object.entries(live).filter(([name, value]) => session.applied?.[name] !== value));
+  return Object.fromEntries(Object.entries(live).filter(([name, value]) => applied?.[name] !== value));
+}
+
+/** Gives run A (key 'applied') or B ('appliedTwin') the live fields that changed. */
+function applyLive(pg, key, state, what) {
+  const changes = liveChanges(state, session[key]);
+  if (Object.keys(changes).length === 0) return;
+  session[key] = { ...session[key], ...changes }; // even if it throws: do not retry the same values in a loop
+  try {
+    pg.set_config(JSON.stringify(changes));
+    if (DECODE_FIELDS.some((name) => name in changes)) wanted.outputs = true;
+  } catch (err) {
+    postError(`could not apply ${Object.keys(changes).join(', ')} to ${what}`, err);
+  }
 }
 
 /** Does one unit of work; returns true if it did any (the loop then looks again). */
 async function tick() {
   if (!wanted.state) return false;
-  if (wanted.reset || rebuildKey(wanted.state, wanted.spec) !== session.key) {
+  if (wanted.reset || rebuildKey() !== session.key) {
     await rebuild();
     return true;
   }
@@ -263,19 +319,8 @@ async function tick() {
     }
     return false;
   }
-  const changes = liveChanges(wanted.state);
-  if (Object.keys(changes).length > 0) {
-    session.applied = { ...session.applied, ...changes }; // even if it throws: do not retry the same values in a loop
-    try {
-      pg.set_config(JSON.stringify(changes));
-      // the from-scratch twin trains every layer: it gets everything but the freeze list
-      const { freeze: _frozen, ...rest } = changes;
-      if (twin && Object.keys(rest).length > 0) twin.set_config(JSON.stringify(rest));
-      if (DECODE_FIELDS.some((name) => name in changes)) wanted.outputs = true;
-    } catch (err) {
-      postError(`could not apply ${Object.keys(changes).join(', ')}`, err);
-    }
-  }
+  applyLive(pg, 'applied', wanted.state, 'run A');
+  if (twin && wanted.twin) applyLive(twin, 'appliedTwin', wanted.twin.state, 'run B');
   if (wanted.exports.length > 0) {
     await exportFile(wanted.exports.shift());
     return true;
@@ -285,11 +330,13 @@ async function tick() {
     await train(1);
     await probe();
     wanted.viewDirty = true;
+    wanted.instrumentsDirty = true;
     return true;
   }
   if (wanted.running) {
     await train(session.stepsPerCall);
     if (performance.now() >= session.nextProbeAt) await probe();
+    else if (instrumentsDue()) await runInstruments();
     else if (session.task !== 'classify' && performance.now() >= session.nextOutputsAt) await redrawOutputs();
     else if (performance.now() >= session.nextViewAt) await probeView();
     return true;
@@ -300,6 +347,10 @@ async function tick() {
   }
   if (wanted.outputs) {
     await redrawOutputs();
+    return true;
+  }
+  if (wanted.instrumentsDirty && wanted.instruments) {
+    await runInstruments();
     return true;
   }
   if (wanted.viewDirty) {
@@ -397,12 +448,19 @@ async function create(spec, config) {
   return { pgNew, info };
 }
 
+/** Loads the shipped backbone into a transfer run; what it loaded (null when not transfer). */
+async function startingWeights(pg, state) {
+  if (!usesBackbone(state)) return null;
+  const bytes = await loadBackbone();
+  return { ...JSON.parse(pg.load_backbone(bytes)), source: new URL(BACKBONE_URL, import.meta.url).pathname };
+}
+
 async function rebuild() {
   wanted.reset = false;
-  const { state, spec } = wanted;
+  const { state, spec, twin } = wanted;
   session.pg?.free();
   session.twin?.free();
-  session = newSession(session.run + 1, rebuildKey(state, spec), 'building the model');
+  session = newSession(session.run + 1, rebuildKey(), 'building the model');
   postStatus(true);
 
   try {
@@ -421,23 +479,34 @@ async function rebuild() {
     const parsed = JSON.parse(spec);
     session.task = state.task;
     session.inputDims = parsed.input;
-    let transfer = null;
-    if (session.task === 'transfer') {
-      // the fine-tuned run starts from the backbone; its twin from the same seed's fresh weights
-      const bytes = await loadBackbone();
-      transfer = { ...JSON.parse(built.pgNew.load_backbone(bytes)), source: new URL(BACKBONE_URL, import.meta.url).pathname };
-      const twinConfig = { ...config, backend: built.info.backend === 'webgpu' ? config.backend : 'cpu', freeze: [] };
-      session.twin = (await create(spec, twinConfig)).pgNew;
-    }
     session.pg = built.pgNew;
     session.backendInfo = built.info;
+    const transfer = await startingWeights(session.pg, state);
+    let twinInfo = null;
+    if (twin) {
+      // run B: the same seed (same initial weights and batches), on the backend A got
+      const twinConfig = { ...toConfig(twin.state), backend: built.info.backend === 'webgpu' ? config.backend : 'cpu' };
+      try {
+        session.twin = (await create(twin.spec, twinConfig)).pgNew;
+        const twinTransfer = await startingWeights(session.twin, twin.state);
+        session.twinSummary = JSON.parse(session.twin.summary());
+        session.appliedTwin = liveConfig(twin.state);
+        twinInfo = { summary: session.twinSummary, transfer: twinTransfer };
+      } catch (err) {
+        session.twin?.free();
+        session.twin = null;
+        postError('could not build run B (the twin); training run A alone', err);
+      }
+    }
     session.applied = liveConfig(state);
     wanted.outputs = false;
     session.summary = JSON.parse(session.pg.summary());
-    post({ type: 'model', run: session.run, summary: session.summary, task: session.task, transfer });
+    post({ type: 'model', run: session.run, summary: session.summary, task: session.task, transfer, twin: twinInfo });
     wanted.probe = true;
     wanted.viewDirty = true;
+    wanted.instrumentsDirty = true;
   } catch (err) {
+    session.pg?.free();
     session.pg = null;
     session.twin?.free();
     session.twin = null;
@@ -457,8 +526,9 @@ async function train(n) {
   const report = JSON.parse(await session.pg.step(n));
   report.twin = null;
   if (session.twin) {
+    // lockstep: B trains the same number of steps in the same call
     const r = JSON.parse(await session.twin.step(n));
-    report.twin = { loss: r.loss, accuracy: r.accuracy };
+    report.twin = { step: r.step, loss: r.loss, penalty: r.penalty, accuracy: r.accuracy, parts: r.parts, phase: r.phase, diverged_at: r.diverged_at };
   }
   const perStep = (performance.now() - t0) / n;
   session.step = report.step;
@@ -497,26 +567,16 @@ async function probe() {
   // Keep evaluation near EVAL_TARGET_MS (within EVAL_MIN..EVAL_MAX examples).
   const perExample = evalMs / Math.max(1, ev.examples);
   session.evalExamples = Math.max(EVAL_MIN, Math.min(EVAL_MAX, Math.round(EVAL_TARGET_MS / Math.max(perExample, 1e-3))));
+  const transfer = [];
+  const a = await probeSide(session.pg, session.summary, transfer);
   let twinEval = null;
   if (session.twin) {
+    // B on the same validation examples
     const t = JSON.parse(await session.twin.evaluate(ev.examples));
-    twinEval = { val_loss: t.val_loss, val_accuracy: t.val_accuracy, metrics: t.metrics };
+    const side = await probeSide(session.twin, session.twinSummary, transfer);
+    twinEval = { val_loss: t.val_loss, val_accuracy: t.val_accuracy, examples: t.examples, metrics: t.metrics, ...side };
   }
-
-  const hasConv = session.summary?.layers.some((l) => l.kind === 'conv2d');
-  const f = hasConv ? unpack(await session.pg.filters()) : null;
-  const filters = f?.value ?? null;
-  const transfer = f?.buffers ?? [];
-  let digits = null;
-  let outputs = null;
-  if (session.task === 'classify' && JSON.parse(wanted.spec).data?.source !== 'clutter') {
-    digits = await probeDigits();
-    transfer.push(digits.pixels.buffer, digits.labels.buffer, digits.preds.buffer, digits.confidence.buffer);
-  } else {
-    const o = unpack(await session.pg.outputs(PROBE_OUTPUTS));
-    outputs = o.value;
-    transfer.push(...o.buffers);
-  }
+  const { filters, digits, outputs } = a;
   post(
     {
       type: 'probe-result',
@@ -538,9 +598,28 @@ async function probe() {
   session.nextProbeAt = performance.now() + Math.max(MIN_PROBE_INTERVAL_MS, 4 * took);
 }
 
+/** One run's drawn probes: first-layer filters, and the validation digits (MNIST
+ * classification) or the task's outputs; their buffers are added to `transfer`. */
+async function probeSide(pg, summary, transfer) {
+  const hasConv = summary?.layers.some((l) => l.kind === 'conv2d');
+  const f = hasConv ? unpack(await pg.filters()) : null;
+  if (f) transfer.push(...f.buffers);
+  let digits = null;
+  let outputs = null;
+  if (session.task === 'classify' && JSON.parse(wanted.spec).data?.source !== 'clutter') {
+    digits = await probeDigits(pg);
+    transfer.push(digits.pixels.buffer, digits.labels.buffer, digits.preds.buffer, digits.confidence.buffer);
+  } else {
+    const o = unpack(await pg.outputs(PROBE_OUTPUTS));
+    outputs = o.value;
+    transfer.push(...o.buffers);
+  }
+  return { filters: f?.value ?? null, digits, outputs };
+}
+
 /** MNIST classification: predictions for a spread of validation digits, with their pixels. */
-async function probeDigits() {
-  const p = unpack(await session.pg.predict(PROBE_DIGITS)).value;
+async function probeDigits(pg) {
+  const p = unpack(await pg.predict(PROBE_DIGITS)).value;
   const count = new DataView(mnist.buffer, mnist.byteOffset).getUint32(4, true);
   const pixelsPer = 784;
   const pixels = new Uint8Array(p.indices.length * pixelsPer);
@@ -563,8 +642,59 @@ async function redrawOutputs() {
   if (session.task === 'classify') return;
   const t0 = performance.now();
   const { value: outputs, buffers } = unpack(await session.pg.outputs(PROBE_OUTPUTS));
-  post({ type: 'outputs-result', run: session.run, step: session.step, outputs }, buffers);
+  let twin = null;
+  if (session.twin) {
+    const t = unpack(await session.twin.outputs(PROBE_OUTPUTS));
+    twin = t.value;
+    buffers.push(...t.buffers);
+  }
+  post({ type: 'outputs-result', run: session.run, step: session.step, outputs, twin }, buffers);
   session.nextOutputsAt = performance.now() + Math.max(MIN_OUTPUTS_INTERVAL_MS, 4 * (performance.now() - t0));
+}
+
+/** Are the chapter's probes due while training: probe_every steps on, and ~1 s apart? */
+function instrumentsDue() {
+  const inst = wanted.instruments;
+  if (!inst || inst.probes.length === 0 || session.instrumentsMissing) return false;
+  return session.step - session.instrumentsStep >= inst.every && performance.now() >= session.nextInstrumentsAt;
+}
+
+/**
+ * The chapter's probes (Playground.instrument, one GPU round trip each) on the fixed probe
+ * batch, for A and for B: posted as one 'instruments' message, the arrays transferred. A
+ * probe that fails (e.g. no upsampling layer for `checkerboard`) is named in `errors` and
+ * the others still run.
+ */
+async function runInstruments() {
+  wanted.instrumentsDirty = false;
+  const inst = wanted.instruments;
+  if (!inst || inst.probes.length === 0 || !session.pg) return;
+  if (typeof session.pg.instrument !== 'function') {
+    if (!session.instrumentsMissing) postError('the instruments', 'this build of the wasm core has no Playground.instrument() yet');
+    session.instrumentsMissing = true;
+    return;
+  }
+  const t0 = performance.now();
+  const buffers = [];
+  const errors = {};
+  const side = async (pg, key) => {
+    const out = {};
+    for (const { name, options } of inst.probes) {
+      try {
+        const { value, buffers: b } = unpack(await pg.instrument(name, JSON.stringify(options ?? {})));
+        out[name] = value;
+        buffers.push(...b);
+      } catch (err) {
+        errors[name] = { ...errors[name], [key]: messageOf(err) };
+      }
+    }
+    return out;
+  };
+  const a = await side(session.pg, 'a');
+  const b = session.twin ? await side(session.twin, 'b') : null;
+  session.instrumentsStep = session.step;
+  post({ type: 'instruments', run: session.run, step: session.step, a, b, errors }, buffers);
+  session.nextInstrumentsAt = performance.now() + Math.max(MIN_INSTRUMENTS_INTERVAL_MS, 4 * (performance.now() - t0));
 }
 
 /** The layer the views show: the one asked for if the model has it, else the first conv layer. */

@@ -31,9 +31,10 @@ export class CurveChart {
   /**
    * @param {HTMLElement} container
    * @param {{title: string, log?: boolean, percent?: boolean,
-   *          series?: {key: string, label: string, color: string, width?: number, points?: boolean}[]}} options
+   *          series?: {key: string, label: string, color: string, width?: number, points?: boolean,
+   *                    dash?: number[]}[]}} options
    */
-  constructor(container, { title, log = false, percent = false, series = TRAIN_VAL }) {
+  constructor(container, { title, log = false, percent = false, series = TRAIN_VAL, xLabel = 'step', yLabel, auto = false, height = HEIGHT }) {
     this.container = container;
     this.percent = percent;
     this.log = log;
@@ -46,16 +47,18 @@ export class CurveChart {
     const opts = {
       title,
       width: Math.max(200, container.clientWidth),
-      height: HEIGHT,
+      height,
       legend: { live: true },
       cursor: { drag: { x: false, y: false } },
       scales: {
         x: { time: false },
-        y: log ? { distr: 3 } : { range: [0, 1] },
+        // auto: the data's range (instruments of any unit); else [0, 1] (shares, accuracies)
+        y: log ? { distr: 3 } : auto ? {} : { range: [0, 1] },
       },
       axes: [
-        { label: 'step', stroke: '#475569', grid: { stroke: '#e2e8f0' } },
+        { label: xLabel, stroke: '#475569', grid: { stroke: '#e2e8f0' } },
         {
+          ...(yLabel ? { label: yLabel } : {}),
           stroke: '#475569',
           grid: { stroke: '#e2e8f0' },
           size: 56,
@@ -63,19 +66,20 @@ export class CurveChart {
         },
       ],
       series: [
-        { label: 'step' },
+        { label: xLabel },
         ...series.map((s) => ({
           label: s.label,
           stroke: s.color,
           width: s.width ?? 1.5,
           value: (u, v) => fmt(v),
           spanGaps: true,
+          ...(s.dash ? { dash: s.dash } : {}),
           ...(s.points ? { points: { show: true, size: 5, fill: s.color } } : {}),
         })),
       ],
     };
     this.plot = new uPlot(opts, [[], ...series.map(() => [])], container);
-    followWidth(this.plot, container, HEIGHT);
+    followWidth(this.plot, container, height);
   }
 
   clean(v) {
@@ -93,6 +97,23 @@ export class CurveChart {
       vs.forEach((v, i) => {
         if (v !== null) this.ys[i][last] = v;
       });
+    } else if (last >= 0 && step < this.xs[last]) {
+      // behind the last step (a new run beside a kept reference): insert in order
+      let lo = 0;
+      let hi = this.xs.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (this.xs[mid] < step) lo = mid + 1;
+        else hi = mid;
+      }
+      if (this.xs[lo] === step) {
+        vs.forEach((v, i) => {
+          if (v !== null) this.ys[i][lo] = v;
+        });
+      } else {
+        this.xs.splice(lo, 0, step);
+        vs.forEach((v, i) => this.ys[i].splice(lo, 0, v));
+      }
     } else {
       this.xs.push(step);
       vs.forEach((v, i) => this.ys[i].push(v));
@@ -123,6 +144,35 @@ export class CurveChart {
     this.dirty = true;
   }
 
+  /** The points of one series as [[step, value], ...] (what it draws, for tests and references). */
+  points(key) {
+    const ys = this.ys[this.keys.indexOf(key)] ?? [];
+    return this.xs.map((x, i) => [x, ys[i]]).filter(([, v]) => v !== null);
+  }
+
+  /**
+   * Clears the chart but keeps some series as a reference: `keep` maps a series key to the
+   * (faded) key its points move to; e.g. {train: 'ref_train'} keeps the previous run visible.
+   */
+  clearKeeping(keep) {
+    const kept = Object.entries(keep).map(([from, to]) => [to, this.points(from)]);
+    if (kept.every(([, pts]) => pts.length === 0)) {
+      // the run drew nothing: keep the older reference, clear the rest
+      const refs = new Set(Object.values(keep));
+      this.ys = this.ys.map((y, i) => (refs.has(this.keys[i]) ? y : y.map(() => null)));
+      this.dirty = true;
+      return;
+    }
+    this.clear();
+    for (const [to, pts] of kept) for (const [x, v] of pts) this.add(x, { [to]: v });
+  }
+
+  /** Shows or hides a series (and its legend entry). */
+  show(key, on) {
+    const i = this.keys.indexOf(key);
+    if (i >= 0 && this.plot.series[i + 1].show !== on) this.plot.setSeries(i + 1, { show: on });
+  }
+
   /** Redraws if anything changed; called once per animation frame at most. */
   render() {
     if (!this.dirty) return;
@@ -141,7 +191,7 @@ export class BarChart {
    * @param {{title: string, xLabel: string, height?: number, log?: boolean,
    *          series: {label: string, color: string}[]}} options
    */
-  constructor(container, { title, xLabel, height = 180, log = false, series }) {
+  constructor(container, { title, xLabel, yLabel, names, height = 180, log = false, series }) {
     this.container = container;
     this.height = height;
     const bars = uPlot.paths.bars({ size: [0.92, 200], align: 0 });
@@ -169,10 +219,13 @@ export class BarChart {
             label: xLabel,
             stroke: '#475569',
             grid: { show: false },
-            // as many decimals as the tick spacing needs
-            values: (u, ticks, axis, space, incr) => ticks.map((t) => t.toFixed(Math.max(0, Math.min(6, -Math.floor(Math.log10(incr)))))),
+            // names: a label per integer x (categories); else as many decimals as the tick spacing needs
+            ...(names ? { splits: () => names.map((_, i) => i) } : {}),
+            values: names
+              ? (u, ticks) => ticks.map((t) => names[t] ?? '')
+              : (u, ticks, axis, space, incr) => ticks.map((t) => t.toFixed(Math.max(0, Math.min(6, -Math.floor(Math.log10(incr)))))),
           },
-          { stroke: '#475569', grid: { stroke: '#e2e8f0' }, size: 56, values: (u, ticks) => ticks.map(fmt) },
+          { ...(yLabel ? { label: yLabel } : {}), stroke: '#475569', grid: { stroke: '#e2e8f0' }, size: 56, values: (u, ticks) => ticks.map(fmt) },
         ],
         series: [
           { label: xLabel, value: (u, v) => fmt(v) },
