@@ -171,7 +171,18 @@ test('every preset builds and trains; its description is shown', { timeout: 300_
     await waitReady(page);
     const presets = await page.$$eval('[data-testid="preset"] option', (os) => os.map((o) => o.value));
     // the classification task's presets (the other tasks' are in tasks.test.mjs)
-    assert.deepEqual(presets, ['mnist-small', 'mnist-tiny', 'mnist-nin', 'mnist-inception', 'mnist-mlp', 'digits-pretrain']);
+    assert.deepEqual(presets, [
+      'mnist-small',
+      'mnist-tiny',
+      'mnist-nin',
+      'mnist-inception',
+      'mnist-mlp',
+      'digits-pretrain',
+      // the chapters' twins (batch-norm, dropout, network-in-network)
+      'mnist-small-bn',
+      'mnist-dropout',
+      'mnist-inception-naive',
+    ]);
     for (const name of presets) {
       if (name !== 'mnist-small') {
         await page.selectOption('[data-testid="preset"]', name);
