@@ -247,6 +247,102 @@ pub fn judge(
 mod tests {
     use super::*;
 
+    use crate::chapters::experiment::Point;
+    use crate::chapters::get;
+
+    /// A run whose series reads `probe` headers at steps 0, 50, 100 and ends with `val`.
+    fn run_with(probe: &str, headers: [Value; 3], val: &[(&str, f64)]) -> RunResult {
+        let val: BTreeMap<String, f64> = val.iter().map(|&(k, v)| (k.to_string(), v)).collect();
+        let series = (headers.into_iter().enumerate())
+            .map(|(i, h)| Point {
+                step: 50 * i as u64,
+                train_loss: (i > 0).then_some(0.5),
+                penalty: None,
+                train_accuracy: None,
+                val: val.clone(),
+                probes: [(probe.to_string(), h)].into(),
+            })
+            .collect();
+        RunResult {
+            label: "x".into(),
+            preset: "mnist-small".into(),
+            config: Default::default(),
+            params: 0,
+            flops: 0,
+            steps: 100,
+            diverged_at: None,
+            seconds: 0.0,
+            backend: "cpu".into(),
+            series,
+            final_eval: val,
+            final_probes: BTreeMap::new(),
+        }
+    }
+
+    fn kernels(zero: f64, norm: f64, acc: f64) -> RunResult {
+        let h = json!({"zero_share": zero, "norm": norm});
+        run_with(
+            "kernels",
+            [json!({"zero_share": 0.0, "norm": 9.0}), json!({}), h],
+            &[("accuracy", acc)],
+        )
+    }
+
+    #[test]
+    fn l1_l2_holds_at_the_thresholds_and_not_past_them() {
+        let c = get("l1-l2").unwrap();
+        let judge_with = |l1: RunResult| {
+            let runs: BTreeMap<String, RunResult> = [
+                ("l1".to_string(), l1),
+                ("l2".to_string(), kernels(0.0, 2.0, 0.97)),
+                ("none".to_string(), kernels(0.0, 3.0, 0.975)),
+            ]
+            .into();
+            judge(&c, &runs, None).unwrap().remove(0)
+        };
+        // the final readings count, not step 0's
+        let f = judge_with(kernels(0.5, 1.0, 0.955));
+        assert!(f.holds, "{}", f.values);
+        assert_eq!(f.values["l1_zero_share"], 0.5);
+        assert_eq!(f.values["l2_norm"], 2.0);
+        assert_eq!(f.values["none_val_accuracy"], 0.975);
+        assert!(!judge_with(kernels(0.49, 1.0, 0.97)).holds, "under half zero");
+        assert!(!judge_with(kernels(0.9, 1.0, 0.95)).holds, "2.5 points below");
+        // a run that never measured its kernels: null, and the claim does not hold
+        let mut blank = kernels(0.9, 1.0, 0.97);
+        blank.series.iter_mut().for_each(|p| p.probes.clear());
+        let f = judge_with(blank);
+        assert!(!f.holds && f.values["l1_zero_share"].is_null());
+    }
+
+    #[test]
+    fn deconvolution_compares_step_0_and_the_last_reading() {
+        let c = get("deconvolution").unwrap();
+        let scores = |a: f64, b: f64| {
+            run_with(
+                "checkerboard",
+                [json!({"score": a}), json!({"score": 0.5}), json!({"score": b})],
+                &[("mean_iou", 0.3)],
+            )
+        };
+        let runs = |t: RunResult| -> BTreeMap<String, RunResult> {
+            [
+                ("transposed".to_string(), t),
+                ("transposed-k4".to_string(), scores(0.6, 0.2)),
+                ("resize".to_string(), scores(0.1, 0.05)),
+            ]
+            .into()
+        };
+        let f = judge(&c, &runs(scores(0.9, 0.3)), None).unwrap().remove(0);
+        assert!(f.holds);
+        assert_eq!(f.values["score_transposed_init"], 0.9);
+        assert_eq!(f.values["score_transposed_final"], 0.3);
+        assert_eq!(f.values["score_resize_final"], 0.05);
+        assert!(!judge(&c, &runs(scores(0.9, 0.04)), None).unwrap()[0].holds);
+        let e = judge(&c, &BTreeMap::new(), None).unwrap_err().to_string();
+        assert!(e.contains("needs a run \"transposed\""), "{e}");
+    }
+
     #[test]
     fn median_of_finite_values() {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);

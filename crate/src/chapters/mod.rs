@@ -331,6 +331,15 @@ mod tests {
         }
     }
 
+    /// scripts/build.sh writes web/chapters/index.json in this order for the page.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn the_page_build_lists_the_chapters_in_the_same_order() {
+        let build = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/build.sh")).unwrap();
+        let want = format!("CHAPTER_ORDER=\"{}\"", slugs().join(" "));
+        assert!(build.contains(&want), "scripts/build.sh lacks {want}");
+    }
+
     #[test]
     fn an_unknown_slug_names_itself_and_the_known_ones() {
         let e = get("l3").unwrap_err().to_string();

@@ -58,10 +58,16 @@ fn draw(dir: &Path, fig: &Figure) -> Result<Option<PathBuf>> {
             .y_label_area_size(64)
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(|e| err(&e))?;
-        let log_fmt = |x: &f64| format!("{}", 10f64.powf(*x));
+        // 10^x with three significant digits: 0.0251, 0.100, 0.398
+        let log_fmt = |x: &f64| {
+            let v = 10f64.powf(*x);
+            let decimals = (2.0 - v.log10().floor()).max(0.0) as usize;
+            format!("{v:.decimals$}")
+        };
         let lin_fmt = |x: &f64| format!("{x}");
         chart
             .configure_mesh()
+            .x_labels(if fig.log_x { 6 } else { 10 })
             .x_desc(fig.x)
             .y_desc(fig.y)
             .x_label_formatter(if fig.log_x { &log_fmt } else { &lin_fmt })
