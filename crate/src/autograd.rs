@@ -348,6 +348,14 @@ impl<'a> Tape<'a> {
         Ok(self.push(Op::GlobalAvgPool { x }, Some(y), rg))
     }
 
+    /// The mask of `v` if it is the output of `dropout` on this tape (1 kept, 0 dropped).
+    pub fn dropout_mask(&self, v: Var) -> Option<&Tensor> {
+        match &self.nodes.get(v.0)?.op {
+            Op::Dropout { mask, .. } => Some(mask),
+            _ => None,
+        }
+    }
+
     /// The switches of `v` if it is the output of `max_pool` on this tape.
     pub fn pool_indices(&self, v: Var) -> Option<&Indices> {
         match &self.nodes.get(v.0)?.op {

@@ -265,6 +265,7 @@ impl Trainer {
                     rng: Some(&mut self.dropout_rng),
                     dropout_p: self.config.dropout_p,
                     dropout_scaling: self.config.dropout_scaling,
+                    test_dropout: Default::default(),
                 };
                 let fwd = self.model.forward(&mut tape, xv, &mut pass)?;
                 let head = heads::loss(&mut tape, fwd.output(), &self.spec, &refs, &opts)?;

@@ -196,6 +196,29 @@ impl Playground {
         })
     }
 
+    /// Runs the chapter probe `name` (docs/chapters.md, "Probes") with `options_json` (a JSON
+    /// object; "" for the defaults) on the fixed probe batch, typed: `[header, ...Float32Array]`,
+    /// the header's `{"$": i}` standing for the i-th array. Rejects unknown probes and options,
+    /// and probes that do not apply to the model, with an Error naming them.
+    pub fn instrument(&self, name: String, options_json: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let options: Value = if options_json.trim().is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&options_json)
+                    .map_err(|e| JsError::new(&format!("instrument {name}: options are not JSON: {e}")))?
+            };
+            let t = inner.try_borrow().map_err(|_| busy())?;
+            let out = t.instrument(&name, &options).await.map_err(js)?;
+            let mut typed = Typed::default();
+            for a in &out.arrays {
+                typed.f32(a);
+            }
+            Ok(typed.finish(&out.header))
+        })
+    }
+
     /// The weights as safetensors bytes, with PyTorch's names and layouts (a download).
     pub fn export_weights(&self) -> Promise {
         let inner = self.inner.clone();

@@ -51,6 +51,14 @@ const ROUND_TRIPS: &[(&str, &str)] = &[
             {"type": "relu"},
             {"type": "linear", "out": 3}]}"#,
     ),
+    (
+        "naive_inception",
+        r#"{"input": [3, 8, 8], "classes": 4, "layers": [
+            {"type": "inception", "b1": 2, "b3_reduce": 5, "b3": 3, "b5_reduce": 7, "b5": 2, "pool_proj": 1, "reduce": false, "name": "naive"},
+            {"type": "inception", "b1": 1, "b3_reduce": 2, "b3": 2, "b5_reduce": 1, "b5": 1, "pool_proj": 1},
+            {"type": "global_avg_pool"},
+            {"type": "linear", "out": 4}]}"#,
+    ),
     ("every_kind", EVERY_KIND),
 ];
 
@@ -277,15 +285,21 @@ fn engine_state(spec: &ModelSpec) -> serde_json::Map<String, Value> {
                 b5_reduce,
                 b5,
                 pool_proj,
+                reduce,
             } => {
+                let (r3, r5) = if *reduce { (*b3_reduce, *b5_reduce) } else { (c, c) };
                 let convs = [
                     ("b1", *b1, c, 1),
                     ("b3_reduce", *b3_reduce, c, 1),
-                    ("b3", *b3, *b3_reduce, 3),
+                    ("b3", *b3, r3, 3),
                     ("b5_reduce", *b5_reduce, c, 1),
-                    ("b5", *b5, *b5_reduce, 5),
+                    ("b5", *b5, r5, 5),
                     ("pool_proj", *pool_proj, c, 1),
                 ];
+                // the naive block has no reductions
+                let convs = convs
+                    .into_iter()
+                    .filter(|(sub, ..)| *reduce || !sub.ends_with("_reduce"));
                 for (sub, o, i, k) in convs {
                     add(format!("{name}.{sub}.weight"), vec![o, i, k, k]);
                     add(format!("{name}.{sub}.bias"), vec![o]);

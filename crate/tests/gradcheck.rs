@@ -978,7 +978,8 @@ fn gpu_tape_batch_norm_matches_finite_differences() {
 
 /// The model built from a DAG spec with every new layer kind, end to end through the tape:
 /// batch norm in train mode (gradients through the batch statistics) and after a linear
-/// layer, dropout with a fixed seeded mask, an inception block, a residual add, max-unpool
+/// layer, dropout with a fixed seeded mask, an inception block and a naive one (no 1×1
+/// reductions), a residual add, max-unpool
 /// through a named pool's switches, channel concat and a global-average-pool head.
 fn model_dag_matches_finite_differences(be: &dyn Backend) {
     let spec = ModelSpec::from_json(
@@ -986,11 +987,12 @@ fn model_dag_matches_finite_differences(be: &dyn Backend) {
             {"type":"conv2d","out":4,"kernel":3,"padding":1,"name":"stem"},{"type":"batch_norm"},{"type":"tanh"},
             {"type":"max_pool","name":"pool"},
             {"type":"inception","b1":2,"b3_reduce":2,"b3":2,"b5_reduce":1,"b5":2,"pool_proj":2,"name":"inc"},
+            {"type":"inception","b1":2,"b3_reduce":9,"b3":2,"b5_reduce":9,"b5":2,"pool_proj":2,"reduce":false,"name":"naive"},
             {"type":"conv2d","out":8,"kernel":1,"inputs":["pool"],"name":"proj"},
-            {"type":"add","inputs":["inc","proj"]},
+            {"type":"add","inputs":["naive","proj"]},
             {"type":"conv2d","out":4,"kernel":1},
             {"type":"max_unpool","pool":"pool"},
-            {"type":"concat","inputs":["8","stem"]},
+            {"type":"concat","inputs":["9","stem"]},
             {"type":"dropout","p":0.3},
             {"type":"global_avg_pool"},
             {"type":"linear","out":5},{"type":"batch_norm"},{"type":"dropout","p":0.2,"scaling":"classic"},
@@ -1011,6 +1013,7 @@ fn model_dag_matches_finite_differences(be: &dyn Backend) {
             rng: Some(&mut masks),
             dropout_p: None,
             dropout_scaling: None,
+            test_dropout: Default::default(),
         };
         let z = model.forward(tape, xv, &mut pass).unwrap().output();
         tape.cross_entropy(z, &y).unwrap().loss

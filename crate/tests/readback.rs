@@ -150,6 +150,57 @@ fn each_probe_reads_what_it_shows_in_one_round_trip() {
     assert_eq!(trips, 1, "predict");
 }
 
+/// Dropout, batch norm, max-pool switches with an unpool, and a transposed conv: the
+/// chapters' dropout, batch-norm, deconvolution and up-pooling probes all apply.
+const PROBED: &str = r#"{"input":[1,28,28],"classes":10,"layers":[
+    {"type":"conv2d","out":4,"kernel":3,"padding":1},{"type":"batch_norm"},{"type":"relu"},
+    {"type":"dropout","p":0.3},{"type":"max_pool","size":2,"name":"p"},{"type":"conv2d","out":4,"kernel":3,"padding":1},
+    {"type":"max_unpool","pool":"p"},{"type":"conv_transpose2d","out":2,"kernel":2,"stride":2,"name":"up"},
+    {"type":"max_pool","size":8},{"type":"flatten"},{"type":"linear","out":10}]}"#;
+
+/// `Trainer::instrument`: one round trip per call, except landscape (two: θ and g, then the
+/// moved samples) and the pure ones (overlap, inception-counts: none).
+#[test]
+fn each_instrument_reads_what_it_shows_in_one_round_trip() {
+    let mut spec = ModelSpec::from_json(PROBED).unwrap();
+    let mut data = spec.data_config();
+    data.val = 8;
+    spec.data = Some(data);
+    let cases = [
+        (
+            spec,
+            &[
+                "kernels",
+                "landscape",
+                "activations",
+                "dropout-mask",
+                "test-time",
+                "mc-dropout",
+                "checkerboard",
+                "overlap",
+                "switches",
+            ][..],
+        ),
+        (preset("mnist-inception", 4), &["inception-counts", "branch-maps"][..]),
+        (preset("mnist-nin", 4), &["class-maps"][..]),
+        (preset("shapes-segment-unpool", 2), &["decoder-stages"][..]),
+    ];
+    for (spec, probes) in cases {
+        let Some(gpu) = gpu_backend() else { return };
+        let t = trainer(spec, config(0.0), Device::Gpu(gpu));
+        for &name in probes {
+            let (trips, out) = round_trips(&t, |t| pollster::block_on(t.instrument(name, &serde_json::Value::Null)));
+            let out = out.unwrap_or_else(|e| panic!("{name}: {e}"));
+            let want = match name {
+                "landscape" => 2,
+                "overlap" | "inception-counts" => 0,
+                _ => 1,
+            };
+            assert_eq!(trips, want, "{name}: {}", out.header);
+        }
+    }
+}
+
 /// What the page's views showed before, from the whole-model probes (the worker combined
 /// activations, layer_filters and weights), against what layer_view gives in one call.
 #[test]

@@ -28,22 +28,29 @@ class ClassicDropout(nn.Module):
 const INCEPTION: &str = r#"
 class Inception(nn.Module):
     """GoogLeNet v1's block: four branches on the same input, joined on channels.
-    1x1 | 1x1 -> 3x3 | 1x1 -> 5x5 | 3x3 max-pool (stride 1) -> 1x1; every conv + ReLU."""
+    1x1 | 1x1 -> 3x3 | 1x1 -> 5x5 | 3x3 max-pool (stride 1) -> 1x1; every conv + ReLU.
+    reduce=False is the naive block (Szegedy et al. 2015, Fig. 2a): no 1x1 reductions, the
+    3x3 and 5x5 read the c_in input channels (b3_reduce and b5_reduce are ignored)."""
 
-    def __init__(self, c_in, b1, b3_reduce, b3, b5_reduce, b5, pool_proj):
+    def __init__(self, c_in, b1, b3_reduce, b3, b5_reduce, b5, pool_proj, reduce=True):
         super().__init__()
+        self.reduce = reduce
         self.b1 = nn.Conv2d(c_in, b1, 1)
-        self.b3_reduce = nn.Conv2d(c_in, b3_reduce, 1)
-        self.b3 = nn.Conv2d(b3_reduce, b3, 3, padding=1)
-        self.b5_reduce = nn.Conv2d(c_in, b5_reduce, 1)
-        self.b5 = nn.Conv2d(b5_reduce, b5, 5, padding=2)
+        if reduce:
+            self.b3_reduce = nn.Conv2d(c_in, b3_reduce, 1)
+        self.b3 = nn.Conv2d(b3_reduce if reduce else c_in, b3, 3, padding=1)
+        if reduce:
+            self.b5_reduce = nn.Conv2d(c_in, b5_reduce, 1)
+        self.b5 = nn.Conv2d(b5_reduce if reduce else c_in, b5, 5, padding=2)
         self.pool = nn.MaxPool2d(3, stride=1, padding=1)
         self.pool_proj = nn.Conv2d(c_in, pool_proj, 1)
 
     def forward(self, x):
         y1 = torch.relu(self.b1(x))
-        y3 = torch.relu(self.b3(torch.relu(self.b3_reduce(x))))
-        y5 = torch.relu(self.b5(torch.relu(self.b5_reduce(x))))
+        r3 = torch.relu(self.b3_reduce(x)) if self.reduce else x
+        r5 = torch.relu(self.b5_reduce(x)) if self.reduce else x
+        y3 = torch.relu(self.b3(r3))
+        y5 = torch.relu(self.b5(r5))
         yp = torch.relu(self.pool_proj(self.pool(x)))
         return torch.cat([y1, y3, y5, yp], 1)
 "#;
@@ -284,7 +291,17 @@ fn module_expr(spec: &ModelSpec, index: usize, lp: &LayerPlan, unpooled: &[&str]
             b5_reduce,
             b5,
             pool_proj,
+            reduce: true,
         } => format!("Inception({c_in}, {b1}, {b3_reduce}, {b3}, {b5_reduce}, {b5}, {pool_proj})"),
+        LayerSpec::Inception {
+            b1,
+            b3_reduce,
+            b3,
+            b5_reduce,
+            b5,
+            pool_proj,
+            reduce: false,
+        } => format!("Inception({c_in}, {b1}, {b3_reduce}, {b3}, {b5_reduce}, {b5}, {pool_proj}, reduce=False)"),
         LayerSpec::Concat {} => "Concat()".into(),
         LayerSpec::Add {} => "Add()".into(),
         LayerSpec::Flatten {} => "nn.Flatten()".into(),
@@ -409,6 +426,22 @@ mod tests {
             assert!(py.contains(&format!("self.{sub} = nn.Conv2d(")), "{sub}");
         }
         assert!(!py.contains('\t'), "indentation is spaces");
+    }
+
+    #[test]
+    fn the_naive_inception_block_exports_with_reduce_false() {
+        let spec = r#"{"input": [4, 6, 6], "classes": 2, "layers": [
+            {"type": "inception", "b1": 2, "b3_reduce": 2, "b3": 3, "b5_reduce": 1, "b5": 2, "pool_proj": 1, "reduce": false, "name": "inc"},
+            {"type": "flatten"}, {"type": "linear", "out": 2}]}"#;
+        let py = model_py(&ModelSpec::from_json(spec).unwrap()).unwrap();
+        has(
+            &py,
+            r#"self.add_module("inc", Inception(4, 2, 2, 3, 1, 2, 1, reduce=False))  # (4, 6, 6) -> (8, 6, 6)"#,
+        );
+        has(
+            &py,
+            "self.b3 = nn.Conv2d(b3_reduce if reduce else c_in, b3, 3, padding=1)",
+        );
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub async fn infer(
         rng: Some(&mut masks),
         dropout_p: None,
         dropout_scaling: None,
+        test_dropout: Default::default(),
     };
     let y = model.forward(&mut tape, xv, &mut pass)?.output();
     backend.flush()?;

@@ -8,7 +8,7 @@ pub mod optim;
 pub mod regularize;
 
 pub use infer::infer;
-pub use model::{Forward, Layer, Mode, Model, Pass};
+pub use model::{Forward, Layer, Mode, Model, Pass, TestDropout};
 pub use optim::{Optimizer, OptimizerKind};
 pub use regularize::{L1Mode, RegTarget, Regularizer};
 

@@ -77,12 +77,13 @@ pub struct Conv {
 }
 
 /// GoogLeNet v1's block: 1×1 | 1×1 -> 3×3 | 1×1 -> 5×5 | 3×3 max-pool -> 1×1, each conv
-/// followed by ReLU, joined on channels in that order.
+/// followed by ReLU, joined on channels in that order. The naive block (`reduce: false`)
+/// has no reductions: its 3×3 and 5×5 read the input.
 pub struct Inception {
     pub b1: Conv,
-    pub b3_reduce: Conv,
+    pub b3_reduce: Option<Conv>,
     pub b3: Conv,
-    pub b5_reduce: Conv,
+    pub b5_reduce: Option<Conv>,
     pub b5: Conv,
     pub pool_proj: Conv,
 }
@@ -94,6 +95,25 @@ pub struct Pass<'r> {
     pub rng: Option<&'r mut Rng>,
     pub dropout_p: Option<f32>,
     pub dropout_scaling: Option<DropoutScaling>,
+    /// What dropout layers do in eval mode (ignored in train mode): the dropout chapter's
+    /// test-time modes and Monte-Carlo dropout.
+    pub test_dropout: TestDropout,
+}
+
+/// Dropout in an eval-mode pass (batch norm uses its running statistics in every case).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TestDropout {
+    /// `model.eval()`: identity for inverted dropout, ×(1−p) for classic.
+    #[default]
+    Expected,
+    /// Masks drawn as in training, from the pass's RNG, with the training scale (Monte-Carlo
+    /// dropout: Gal & Ghahramani 2016).
+    Masks,
+    /// Classic dropout's test-time ×(1−p) forgotten. A classic-trained layer is then the
+    /// identity. An inverted-trained net is the classic net whose next weights absorbed the
+    /// 1/(1−p), so forgetting that net's ×(1−p) leaves a factor 1/(1−p): the layer is ×1/(1−p).
+    /// In both cases the layer's output is its `Expected` output divided by (1−p).
+    NoRescale,
 }
 
 impl Pass<'static> {
@@ -104,6 +124,7 @@ impl Pass<'static> {
             rng: None,
             dropout_p: None,
             dropout_scaling: None,
+            test_dropout: TestDropout::Expected,
         }
     }
 }
@@ -263,6 +284,7 @@ impl Model {
                     b5_reduce,
                     b5,
                     pool_proj,
+                    reduce,
                 } => {
                     let c = input[0];
                     let mut conv = |branch: &str, cin: usize, out: usize, k: usize| -> Result<Conv> {
@@ -278,12 +300,24 @@ impl Model {
                             },
                         })
                     };
+                    // parameters in PyTorch's registration order (export.rs's Inception)
+                    let b1 = conv("b1", c, b1, 1)?;
+                    let (b3_reduce, b3_in) = match reduce {
+                        true => (Some(conv("b3_reduce", c, b3_reduce, 1)?), b3_reduce),
+                        false => (None, c),
+                    };
+                    let b3 = conv("b3", b3_in, b3, 3)?;
+                    let (b5_reduce, b5_in) = match reduce {
+                        true => (Some(conv("b5_reduce", c, b5_reduce, 1)?), b5_reduce),
+                        false => (None, c),
+                    };
+                    let b5 = conv("b5", b5_in, b5, 5)?;
                     Layer::Inception(Box::new(Inception {
-                        b1: conv("b1", c, b1, 1)?,
-                        b3_reduce: conv("b3_reduce", c, b3_reduce, 1)?,
-                        b3: conv("b3", b3_reduce, b3, 3)?,
-                        b5_reduce: conv("b5_reduce", c, b5_reduce, 1)?,
-                        b5: conv("b5", b5_reduce, b5, 5)?,
+                        b1,
+                        b3_reduce,
+                        b3,
+                        b5_reduce,
+                        b5,
                         pool_proj: conv("pool_proj", c, pool_proj, 1)?,
                     }))
                 }
@@ -382,9 +416,15 @@ impl Model {
                 Layer::MaxUnpool { pool } => tape.max_unpool(h, outs[pool])?,
                 Layer::Inception(ref block) => {
                     let a = conv_relu(tape, h, block.b1)?;
-                    let b = conv_relu(tape, h, block.b3_reduce)?;
+                    let b = match block.b3_reduce {
+                        Some(r) => conv_relu(tape, h, r)?,
+                        None => h,
+                    };
                     let b = conv_relu(tape, b, block.b3)?;
-                    let c = conv_relu(tape, h, block.b5_reduce)?;
+                    let c = match block.b5_reduce {
+                        Some(r) => conv_relu(tape, h, r)?,
+                        None => h,
+                    };
                     let c = conv_relu(tape, c, block.b5)?;
                     let three = PoolParams {
                         kernel: 3,
@@ -445,20 +485,24 @@ fn conv_relu(tape: &mut Tape, x: Var, c: Conv) -> Result<Var> {
     tape.activation(y, Activation::Relu)
 }
 
-/// Train: keep each unit with probability 1-p (mask from the pass's RNG), scaled by
-/// 1/(1-p) when inverted. Eval: identity when inverted, ×(1-p) when classic.
+/// Train (and eval with `TestDropout::Masks`): keep each unit with probability 1-p (mask
+/// from the pass's RNG), scaled by 1/(1-p) when inverted. Eval: identity when inverted,
+/// ×(1-p) when classic; with `TestDropout::NoRescale` that output divided by (1-p).
 fn dropout(tape: &mut Tape, x: Var, p: f32, scaling: DropoutScaling, pass: &mut Pass, layer: &str) -> Result<Var> {
     if p == 0.0 {
         return Ok(x);
     }
-    match (pass.mode, scaling) {
-        (Mode::Eval, DropoutScaling::Inverted) => Ok(x),
-        (Mode::Eval, DropoutScaling::Classic) => tape.scale(x, 1.0 - p),
-        (Mode::Train, _) => {
+    let masks = pass.mode == Mode::Train || pass.test_dropout == TestDropout::Masks;
+    match (masks, pass.test_dropout, scaling) {
+        (false, TestDropout::NoRescale, DropoutScaling::Inverted) => tape.scale(x, 1.0 / (1.0 - p)),
+        (false, TestDropout::NoRescale, DropoutScaling::Classic) => Ok(x),
+        (false, _, DropoutScaling::Inverted) => Ok(x),
+        (false, _, DropoutScaling::Classic) => tape.scale(x, 1.0 - p),
+        (true, ..) => {
             let Some(rng) = pass.rng.as_deref_mut() else {
                 return Err(Error::Config {
                     field: "mode",
-                    problem: format!("dropout layer {layer} in train mode needs a seeded RNG for its mask"),
+                    problem: format!("dropout layer {layer} with masks on needs a seeded RNG for its mask"),
                 });
             };
             let shape = tape.value(x).shape.clone();
@@ -472,5 +516,71 @@ fn dropout(tape: &mut Tape, x: Var, p: f32, scaling: DropoutScaling, pass: &mut 
             };
             tape.dropout(x, mask, scale)
         }
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+    use crate::backend::cpu::CpuBackend;
+
+    /// The naive inception block (`reduce: false`): b3 and b5 read the input's C channels, no
+    /// reduction parameters exist, and the forward is the four branches composed by hand.
+    #[test]
+    fn the_naive_inception_block_has_no_reductions_and_composes_its_branches() {
+        let spec = ModelSpec::from_json(
+            r#"{"input":[3,6,6],"classes":2,"layers":[
+            {"type":"inception","b1":2,"b3_reduce":5,"b3":3,"b5_reduce":7,"b5":2,"pool_proj":1,"reduce":false,"name":"inc"},
+            {"type":"flatten"},{"type":"linear","out":2}]}"#,
+        )
+        .unwrap();
+        let be = CpuBackend::new();
+        let (model, store) = Model::build(&spec, &be, &mut Rng::new(3)).unwrap();
+        let shapes: Vec<(&str, Vec<usize>)> = (store.params.iter())
+            .map(|p| (p.name.as_str(), p.value.dims().to_vec()))
+            .filter(|(n, _)| n.starts_with("inc."))
+            .collect();
+        let want: Vec<(&str, Vec<usize>)> = vec![
+            ("inc.b1.weight", vec![2, 3, 1, 1]),
+            ("inc.b1.bias", vec![2]),
+            ("inc.b3.weight", vec![3, 3, 3, 3]),
+            ("inc.b3.bias", vec![3]),
+            ("inc.b5.weight", vec![2, 3, 5, 5]),
+            ("inc.b5.bias", vec![2]),
+            ("inc.pool_proj.weight", vec![1, 3, 1, 1]),
+            ("inc.pool_proj.bias", vec![1]),
+        ];
+        assert_eq!(shapes, want);
+        let mut rng = Rng::new(5);
+        let x: Vec<f32> = (0..2 * 3 * 36).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let mut tape = Tape::new(&be, &store);
+        let xv = tape.input(be.upload(Shape::new(&[2, 3, 6, 6]), &x).unwrap());
+        let outs = model.forward(&mut tape, xv, &mut Pass::eval()).unwrap().outputs;
+        // by hand: each branch's conv (same padding) + relu on x, the pool branch after a 3×3 max pool
+        let id = |name: &str| store.params.iter().position(|p| p.name == name).unwrap();
+        let branch = |tape: &mut Tape, input: Var, sub: &str, k: usize| {
+            let c = Conv {
+                w: id(&format!("inc.{sub}.weight")),
+                b: id(&format!("inc.{sub}.bias")),
+                p: Conv2dParams {
+                    stride: 1,
+                    padding: k / 2,
+                },
+            };
+            conv_relu(tape, input, c).unwrap()
+        };
+        let a = branch(&mut tape, xv, "b1", 1);
+        let b = branch(&mut tape, xv, "b3", 3);
+        let c = branch(&mut tape, xv, "b5", 5);
+        let pool = PoolParams {
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+        };
+        let pooled = tape.max_pool(xv, pool).unwrap();
+        let d = branch(&mut tape, pooled, "pool_proj", 1);
+        let want = tape.concat(&[a, b, c, d]).unwrap();
+        assert_eq!(tape.value(outs[0]).dims(), &[2, 8, 6, 6]);
+        assert_eq!(tape.value(outs[0]).cpu(), tape.value(want).cpu());
     }
 }

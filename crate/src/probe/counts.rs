@@ -1,9 +1,10 @@
 //! What the 1×1 reductions of an inception block save: Szegedy et al., "Going Deeper with
 //! Convolutions" (CVPR 2015), Fig. 2 (a) naive vs (b) with dimension reductions; the
 //! network-in-network chapter's parameter and FLOP counter. For each inception layer of a
-//! spec: its counts as planned (spec/infer.rs, the block as built: 1×1 → 3×3 and 1×1 → 5×5),
-//! and the same block with the two reductions removed (the 3×3 and 5×5 convs applied straight
-//! to the C input channels). The 1×1 and pool → 1×1 branches are the same in both, so the
+//! spec: its counts with the reductions (1×1 → 3×3 and 1×1 → 5×5, the spec's b3_reduce and
+//! b5_reduce) and without them (the naive block: the 3×3 and 5×5 convs applied straight to
+//! the C input channels), whichever the spec builds (`reduce`); the plan's counts are the
+//! built one's (tested). The 1×1 and pool → 1×1 branches are the same in both, so the
 //! output keeps its b1 + b3 + b5 + pool_proj channels.
 //!
 //! Units as in the plan: parameters (weights + biases); FLOPs = 2 × multiply-adds of one
@@ -12,7 +13,7 @@
 use serde::Serialize;
 
 use crate::error::{shape_err, Result};
-use crate::spec::{LayerSpec, ModelSpec, Plan};
+use crate::spec::{inception_convs, LayerSpec, ModelSpec, Plan};
 
 const OP: &str = "inception_counts";
 
@@ -26,10 +27,20 @@ pub struct Counts {
 pub struct InceptionCounts {
     /// The layer's name in the plan.
     pub layer: String,
-    /// As built, with 1×1 reductions (the plan's counts).
+    /// With the 1×1 reductions.
     pub reduced: Counts,
     /// Without the 3×3 and 5×5 branches' reductions.
     pub naive: Counts,
+    /// Which of the two the spec builds (its `reduce`).
+    pub built_reduced: bool,
+}
+
+/// Parameters and FLOPs of convs (in, out, kernel) with same padding over h×w pixels.
+fn counts_of(convs: &[(usize, usize, usize)], h: usize, w: usize) -> Counts {
+    Counts {
+        params: convs.iter().map(|&(i, o, k)| o * i * k * k + o).sum(),
+        flops: 2 * h * w * convs.iter().map(|&(i, o, k)| o * i * k * k).sum::<usize>(),
+    }
 }
 
 /// The counts of every inception layer of `spec`, whose `plan` is the one its validation made
@@ -45,7 +56,13 @@ pub fn inception_counts(spec: &ModelSpec, plan: &Plan) -> Result<Vec<InceptionCo
     let mut out = Vec::new();
     for (layer, lp) in spec.layers.iter().zip(&plan.layers) {
         let LayerSpec::Inception {
-            b1, b3, b5, pool_proj, ..
+            b1,
+            b3_reduce,
+            b3,
+            b5_reduce,
+            b5,
+            pool_proj,
+            reduce,
         } = layer.op
         else {
             continue;
@@ -61,18 +78,13 @@ pub fn inception_counts(spec: &ModelSpec, plan: &Plan) -> Result<Vec<InceptionCo
                 ));
             }
         };
-        // (in, out, kernel) of each conv of the naive block; same padding keeps H×W
-        let naive = [(c, b1, 1), (c, b3, 3), (c, b5, 5), (c, pool_proj, 1)];
+        // (in, out, kernel) of each conv; same padding keeps H×W
+        let widths = [b1, b3_reduce, b3, b5_reduce, b5, pool_proj];
         out.push(InceptionCounts {
             layer: lp.name.clone(),
-            reduced: Counts {
-                params: lp.params,
-                flops: lp.flops,
-            },
-            naive: Counts {
-                params: naive.iter().map(|&(i, o, k)| o * i * k * k + o).sum(),
-                flops: 2 * h * w * naive.iter().map(|&(i, o, k)| o * i * k * k).sum::<usize>(),
-            },
+            reduced: counts_of(&inception_convs(c, widths, true), h, w),
+            naive: counts_of(&inception_convs(c, widths, false), h, w),
+            built_reduced: reduce,
         });
     }
     Ok(out)
@@ -107,8 +119,36 @@ mod tests {
                 params: 730,
                 flops: 2 * 720 * 36,
             },
+            built_reduced: true,
         };
-        assert_eq!(counts, vec![want]);
+        assert_eq!(counts, vec![want.clone()]);
+        // as built: the plan's counts
+        assert_eq!(
+            (valid.plan().layers[0].params, valid.plan().layers[0].flops),
+            (236, 2 * 222 * 36)
+        );
+
+        // the naive block (reduce: false): the same two counts, and the plan's are the naive ones
+        let naive = ModelSpec::from_json(
+            r#"{"input":[8,6,6],"classes":10,"layers":[
+            {"type":"inception","b1":2,"b3_reduce":3,"b3":4,"b5_reduce":1,"b5":2,"pool_proj":2,"name":"mixed","reduce":false},
+            {"type":"flatten"},{"type":"linear","out":10}]}"#,
+        )
+        .unwrap();
+        let valid = ValidSpec::new(naive).unwrap();
+        let counts = inception_counts(valid.spec(), valid.plan()).unwrap();
+        assert_eq!(
+            counts,
+            vec![InceptionCounts {
+                built_reduced: false,
+                ..want
+            }]
+        );
+        assert_eq!(
+            (valid.plan().layers[0].params, valid.plan().layers[0].flops),
+            (730, 2 * 720 * 36)
+        );
+        assert_eq!(valid.plan().layers[0].out, vec![10, 6, 6]);
     }
 
     #[test]

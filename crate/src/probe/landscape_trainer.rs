@@ -113,6 +113,7 @@ impl Trainer {
             rng: Some(&mut rng),
             dropout_p: config.dropout_p,
             dropout_scaling: config.dropout_scaling,
+            test_dropout: Default::default(),
         };
         let z = self.model().forward(&mut tape, xv, &mut pass)?.output();
         let head = heads::loss(&mut tape, z, self.spec(), examples, &self.head_options())?;

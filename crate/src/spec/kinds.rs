@@ -27,6 +27,8 @@ pub enum ParamType {
     Enum,
     /// The name of another layer.
     Name,
+    /// true or false.
+    Bool,
 }
 
 /// A value a newly added layer gets.
@@ -185,6 +187,8 @@ fn entries() -> Vec<(&'static str, &'static str, bool, Vec<P>)> {
                 .into_iter()
                 .zip([4, 6, 8, 1, 2, 2])
                 .map(|(key, width)| p(key, T::Int).initial(Int(width)))
+                // false: the naive block (no 1×1 reductions; b3_reduce, b5_reduce ignored)
+                .chain([p("reduce", T::Bool).unset("true")])
                 .collect(),
         ),
         ("concat", "join inputs on channels (set inputs)", false, vec![]),
@@ -218,7 +222,11 @@ fn fallback(kind: &str, params: &[P], q: &P) -> Option<String> {
     let op: LayerSpec = serde_json::from_value(layer_json(kind, params, Some(q.key))).ok()?;
     // through text, so an f32 default reads as written (0.01, not 0.009999999776482582)
     let parsed: Value = serde_json::from_str(&serde_json::to_string(&op).ok()?).ok()?;
-    match parsed.get(q.key)? {
+    // a key serde leaves out when it holds its default (inception's reduce) reads as `unset`
+    let Some(value) = parsed.get(q.key) else {
+        return q.unset.map(str::to_string);
+    };
+    match value {
         Value::Null => q.unset.map(str::to_string),
         Value::String(s) => Some(s.clone()),
         // small numbers as they are usually written: 1e-5, not 0.00001
@@ -345,6 +353,7 @@ mod tests {
         assert_eq!(fallback("dropout", "scaling").as_deref(), Some("inverted"));
         assert_eq!(fallback("max_unpool", "pool"), None);
         assert_eq!(fallback("inception", "b5"), None);
+        assert_eq!(fallback("inception", "reduce").as_deref(), Some("true"));
         // and the JSON the page reads
         let json = serde_json::to_value(param("conv2d", "padding")).unwrap();
         assert_eq!(
@@ -379,6 +388,7 @@ mod tests {
                     ParamType::Number => ok(vec![0.25.into()]),
                     ParamType::Padding => ok(vec![1.into(), "same".into(), "valid".into()]),
                     ParamType::Name => ok(vec!["p".into()]),
+                    ParamType::Bool => ok(vec![true.into(), false.into()]),
                     ParamType::Enum => {
                         let e = set("no_such_value".into()).unwrap_err().to_string();
                         assert_eq!(serde_variants(&e), q.values, "{}.{}: {e}", k.kind, q.key);

@@ -93,6 +93,12 @@ pub enum DropoutScaling {
 fn one() -> usize {
     1
 }
+fn yes() -> bool {
+    true
+}
+fn is_true(v: &bool) -> bool {
+    *v
+}
 fn two() -> usize {
     2
 }
@@ -193,6 +199,8 @@ pub enum LayerSpec {
     },
     /// GoogLeNet v1's block: four branches on the same input, concatenated on channels:
     /// 1×1 | 1×1 -> 3×3 | 1×1 -> 5×5 | 3×3 max-pool (stride 1) -> 1×1; each conv + ReLU.
+    /// `reduce: false` is Szegedy et al.'s naive block (Fig. 2a): the 3×3 and 5×5 convs apply
+    /// straight to the C input channels, and b3_reduce / b5_reduce are ignored.
     Inception {
         b1: usize,
         b3_reduce: usize,
@@ -200,6 +208,8 @@ pub enum LayerSpec {
         b5_reduce: usize,
         b5: usize,
         pool_proj: usize,
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        reduce: bool,
     },
     /// Joins its inputs on the channel axis ((Ci,H,W) or flat (Ki)).
     Concat {},
@@ -252,5 +262,25 @@ impl LayerSpec {
             },
             _ => None,
         }
+    }
+}
+
+/// The convolutions of an inception block on C input channels, as (in, out, kernel), in
+/// the order b1, b3_reduce, b3, b5_reduce, b5, pool_proj; without `reduce` (the naive block)
+/// the two reductions are absent and b3, b5 read the C input channels.
+/// `widths` = [b1, b3_reduce, b3, b5_reduce, b5, pool_proj].
+pub fn inception_convs(c: usize, widths: [usize; 6], reduce: bool) -> Vec<(usize, usize, usize)> {
+    let [b1, b3_reduce, b3, b5_reduce, b5, pool_proj] = widths;
+    if reduce {
+        vec![
+            (c, b1, 1),
+            (c, b3_reduce, 1),
+            (b3_reduce, b3, 3),
+            (c, b5_reduce, 1),
+            (b5_reduce, b5, 5),
+            (c, pool_proj, 1),
+        ]
+    } else {
+        vec![(c, b1, 1), (c, b3, 3), (c, b5, 5), (c, pool_proj, 1)]
     }
 }

@@ -28,7 +28,7 @@ pub mod train;
 
 pub use data::{DataConfig, DataSource};
 pub use infer::{check_json, LayerPlan, Plan, Source, ValidSpec};
-pub use layer::{DropoutScaling, Layer, LayerSpec, Padding};
+pub use layer::{inception_convs, DropoutScaling, Layer, LayerSpec, Padding};
 pub use train::{L1Mode, Mode, OptimizerKind, RegTarget, TrainConfig, MAX_BATCH};
 
 /// Models larger than this many parameters are refused before any memory is allocated.

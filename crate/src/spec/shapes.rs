@@ -187,23 +187,19 @@ pub(super) fn infer_layer(
             b5_reduce,
             b5,
             pool_proj,
+            reduce,
         } => {
             let [c, h, w] = chw(x, NOT_FLAT)?;
             let widths = [b1, b3_reduce, b3, b5_reduce, b5, pool_proj];
-            if widths.iter().any(|&&v| v == 0) {
+            // the naive block ignores the reduction widths
+            let used = |i: usize| *reduce || (i != 1 && i != 3);
+            if widths.iter().enumerate().any(|(i, &&v)| used(i) && v == 0) {
                 return Err(format!(
                     "every branch width must be at least 1 (b1 {b1}, b3_reduce {b3_reduce}, b3 {b3}, b5_reduce {b5_reduce}, b5 {b5}, pool_proj {pool_proj})"
                 ));
             }
             // multiply-adds per pixel of each conv, and its parameters
-            let convs = [
-                (c, *b1, 1),
-                (c, *b3_reduce, 1),
-                (*b3_reduce, *b3, 3),
-                (c, *b5_reduce, 1),
-                (*b5_reduce, *b5, 5),
-                (c, *pool_proj, 1),
-            ];
+            let convs = crate::spec::inception_convs(c, [*b1, *b3_reduce, *b3, *b5_reduce, *b5, *pool_proj], *reduce);
             let params = convs.iter().map(|&(i, o, k)| o * i * k * k + o).sum();
             let macs: usize = convs.iter().map(|&(i, o, k)| o * i * k * k).sum();
             (vec![b1 + b3 + b5 + pool_proj, h, w], params, 2 * macs * h * w)
