@@ -158,10 +158,10 @@ pub fn judge(
         "network-in-network" => {
             let (reduced, naive) = (get("reduced")?, get("naive")?);
             let c = |k: &str| last(reduced, "inception-counts", k);
-            // the naive twin's own block, from its plan: the four branch convs
+            // the naive twin's own block as its plan counts it (built, not derived)
             let naive_block: Option<usize> = crate::chapters::presets::valid(&naive.preset).ok().map(|s| {
                 (s.plan().layers.iter())
-                    .filter(|l| ["b1", "b3", "b5", "bp"].contains(&l.name.as_str()))
+                    .filter(|l| l.kind == "inception")
                     .map(|l| l.params)
                     .sum()
             });

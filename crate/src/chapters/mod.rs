@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::probe::PROBES;
 use crate::spec::{TrainConfig, ValidSpec};
 
 pub mod experiment;
@@ -57,23 +58,6 @@ pub const INSTRUMENTS: [&str; 20] = [
     "switches",
     "decoder-stages",
     "val-metrics",
-];
-
-/// The probes of `Trainer::instrument` (docs/chapters.md, "Probes").
-pub const PROBES: [&str; 13] = [
-    "kernels",
-    "landscape",
-    "activations",
-    "dropout-mask",
-    "test-time",
-    "mc-dropout",
-    "inception-counts",
-    "branch-maps",
-    "class-maps",
-    "checkerboard",
-    "overlap",
-    "switches",
-    "decoder-stages",
 ];
 
 /// Controls that are page state fields but not TrainConfig fields.
@@ -245,11 +229,17 @@ impl Chapter {
             .chain(&self.experiment.final_probes)
             .chain(quick);
         for (name, options) in probes {
-            if !PROBES.contains(&name.as_str()) {
-                return Err(self.problem(format!("probe {name:?} is unknown; known: {PROBES:?}")));
-            }
-            if !options.is_object() {
+            let Some((_, allowed)) = PROBES.iter().find(|(n, _)| n == name) else {
+                let names: Vec<&str> = PROBES.iter().map(|(n, _)| *n).collect();
+                return Err(self.problem(format!("probe {name:?} is unknown; known: {names:?}")));
+            };
+            let Value::Object(options) = options else {
                 return Err(self.problem(format!("probe {name:?}: options must be a JSON object")));
+            };
+            if let Some(key) = options.keys().find(|k| !allowed.contains(&k.as_str())) {
+                return Err(self.problem(format!(
+                    "probe {name:?}: unknown option {key:?}; it accepts {allowed:?}"
+                )));
             }
         }
         if let Some(sweep) = &self.experiment.sweep {
@@ -387,6 +377,12 @@ mod tests {
         v["experiment"]["probes"] = serde_json::json!({"kernelz": {}});
         let e = refused(&v.to_string());
         assert!(e.contains("probe \"kernelz\" is unknown"), "{e}");
+        v["experiment"]["probes"] = serde_json::json!({"landscape": {"etaz": [0.1]}});
+        let e = refused(&v.to_string());
+        assert!(
+            e.contains("unknown option \"etaz\"") && e.contains(r#"["etas"]"#),
+            "{e}"
+        );
         v["experiment"]["probes"] = serde_json::json!({});
         v["surprise"] = Value::Bool(true);
         assert!(refused(&v.to_string()).contains("unknown field `surprise`"));
