@@ -189,7 +189,7 @@ pub async fn run_experiment(
             trainer.backend_name()
         ));
         let start = instant::now();
-        let mut series = vec![read_point(&trainer, chapter, 0, None, eval_n).await?];
+        let mut series = vec![read_point(&trainer, chapter, run, 0, None, eval_n).await?];
         let mut diverged_at = None;
         while trainer.steps_done() < steps {
             let n = chapter.probe_every.min(steps - trainer.steps_done());
@@ -199,7 +199,7 @@ pub async fn run_experiment(
                 progress(&format!("  diverged at step {at} (loss not finite)"));
                 break;
             }
-            let point = read_point(&trainer, chapter, r.step, Some(&r), eval_n).await?;
+            let point = read_point(&trainer, chapter, run, r.step, Some(&r), eval_n).await?;
             progress(&format!(
                 "  step {:>5}  train loss {:.4}  val {}",
                 r.step,
@@ -210,7 +210,7 @@ pub async fn run_experiment(
         }
         let mut final_probes = BTreeMap::new();
         if diverged_at.is_none() {
-            for (name, options) in chapter.final_probes(opts.quick) {
+            for (name, options) in chapter.final_probes(opts.quick).iter().filter(|(n, _)| run.reads(n)) {
                 final_probes.insert(name.clone(), probe(&trainer, name, options).await?);
             }
         }
@@ -288,12 +288,13 @@ fn short(v: &BTreeMap<String, f64>) -> String {
 async fn read_point(
     trainer: &Trainer,
     chapter: &Chapter,
+    run: &super::RunSpec,
     step: u64,
     report: Option<&crate::trainer::Report>,
     eval_n: usize,
 ) -> Result<Point> {
     let mut probes = BTreeMap::new();
-    for (name, options) in &chapter.experiment.probes {
+    for (name, options) in chapter.experiment.probes.iter().filter(|(n, _)| run.reads(n)) {
         probes.insert(name.clone(), probe(trainer, name, options).await?);
     }
     Ok(Point {

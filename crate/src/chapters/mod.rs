@@ -99,6 +99,17 @@ pub struct RunSpec {
     /// TrainConfig fields replaced (the page's state-table names), applied over the defaults.
     #[serde(default = "empty_object")]
     pub config: Value,
+    /// The experiment's probes this run reads (default: all of them); e.g. none of an
+    /// inception probe on a run without an inception block.
+    #[serde(default)]
+    pub probes: Option<Vec<String>>,
+}
+
+impl RunSpec {
+    /// Whether this run reads probe `name`.
+    pub fn reads(&self, name: &str) -> bool {
+        self.probes.as_ref().is_none_or(|p| p.iter().any(|n| n == name))
+    }
 }
 
 fn empty_object() -> Value {
@@ -204,6 +215,15 @@ impl Chapter {
             }
             self.spec(run)?;
             self.config(run, &base)?;
+            let e = &self.experiment;
+            for name in run.probes.iter().flatten() {
+                if !e.probes.contains_key(name) && !e.final_probes.contains_key(name) {
+                    return Err(self.problem(format!(
+                        "run {:?} reads probe {name:?}, which the experiment does not list",
+                        run.id
+                    )));
+                }
+            }
         }
         for id in &self.twins {
             self.run(id)?;
@@ -360,6 +380,13 @@ mod tests {
             run("mnist-small", serde_json::json!({"learning_rate": 1})),
         ));
         assert!(e.contains("unknown field `learning_rate`"), "{e}");
+        let mut runs = run("mnist-small", serde_json::json!({}));
+        runs[0]["probes"] = serde_json::json!(["landscape"]);
+        let e = refused(&with("runs", runs));
+        assert!(
+            e.contains("reads probe \"landscape\", which the experiment does not list"),
+            "{e}"
+        );
         let e = refused(&with("twins", serde_json::json!(["l1", "l9"])));
         assert!(
             e.contains("has no run \"l9\"") && e.contains(r#"["l1", "l2", "none"]"#),
