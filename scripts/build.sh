@@ -4,7 +4,7 @@
 #   web/pkg/               the wasm core (wasm-pack, release)
 #   web/vendor/            uPlot (ESM + css) and ConvNetJS (for the benchmark page)
 #   web/presets/           a copy of presets/*.json, so a static deploy of web/ works
-#   web/chapters/          a copy of chapters/*.json and index.json (the list of them all)
+#   web/chapters/          a copy of chapters/*.json and index.json: every chapter, in order
 # Run scripts/setup.sh first (npm run build does).
 set -euo pipefail
 
@@ -34,16 +34,23 @@ else
 fi
 
 echo "build: chapters"
+# The order of ../shared/CHAPTERS.md (crate/src/chapters/mod.rs checks that this line matches).
+CHAPTER_ORDER="l1-l2 batch-norm dropout network-in-network deconvolution up-pooling"
 mkdir -p web/chapters
 rm -f web/chapters/*.json
-if compgen -G "chapters/*.json" >/dev/null; then
-  cp chapters/*.json web/chapters/
-fi
-node -e '
+cp chapters/*.json web/chapters/
+CHAPTER_ORDER="$CHAPTER_ORDER" node -e '
 const fs = require("fs");
-const files = fs.existsSync("chapters") ? fs.readdirSync("chapters").filter((f) => f.endsWith(".json")).sort() : [];
-const list = files.map((f) => JSON.parse(fs.readFileSync(`chapters/${f}`, "utf8")));
-fs.writeFileSync("web/chapters/index.json", JSON.stringify(list));
+const order = process.env.CHAPTER_ORDER.split(" ");
+const files = fs.readdirSync("chapters").filter((f) => f.endsWith(".json")).map((f) => f.slice(0, -5));
+const unlisted = files.filter((s) => !order.includes(s));
+const missing = order.filter((s) => !files.includes(s));
+if (unlisted.length || missing.length) {
+  console.error(`build: chapters/ and CHAPTER_ORDER differ: unlisted ${unlisted}, missing ${missing}`);
+  process.exit(1);
+}
+const all = order.map((s) => JSON.parse(fs.readFileSync(`chapters/${s}.json`, "utf8")));
+fs.writeFileSync("web/chapters/index.json", JSON.stringify(all, null, 2) + "\n");
 '
 
 echo "build: done -> web/"

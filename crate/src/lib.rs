@@ -3,6 +3,7 @@
 
 pub mod autograd;
 pub mod backend;
+pub mod chapters;
 pub mod data;
 pub mod error;
 pub mod nn;

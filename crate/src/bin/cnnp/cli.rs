@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use cnn_playground::backend::{self, BackendChoice, Device};
+use cnn_playground::chapters::{self, run_experiment, ExperimentOptions};
 use cnn_playground::data::{Mnist, Rng};
 use cnn_playground::nn::regularize::{first_conv, group, Group};
 use cnn_playground::nn::{self, export::model_py, io::load_safetensors, Mode, Model};
@@ -13,7 +14,7 @@ use cnn_playground::probe::{weight_stats, WeightStats, NEAR_ZERO};
 use cnn_playground::spec::{DataSource, ValidSpec};
 use cnn_playground::{Error, ModelSpec, Result, TrainConfig, Trainer};
 
-use crate::npy;
+use crate::{figures, npy};
 
 const STANDARD_NET: &str = include_str!("../../../../presets/mnist-small.json");
 
@@ -131,6 +132,26 @@ enum Command {
         mode: ModeArg,
         #[arg(long, value_enum, default_value = "cpu")]
         backend: InferOn,
+    },
+    /// Run a chapter's experiment (chapters/<slug>.json): train its runs from the same seed,
+    /// read its probes, judge its finding; prints the finding with its numbers and the
+    /// chapter's answer, writes DIR/result.json and the figures (SVG).
+    Experiment {
+        /// l1-l2, batch-norm, dropout, network-in-network, deconvolution or up-pooling
+        slug: String,
+        /// Output folder (default: out/experiment-<slug>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The smaller version (quick_steps), for tests: well under a minute.
+        #[arg(long)]
+        quick: bool,
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: Choice,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The MNIST asset (scripts/build-mnist.mjs).
+        #[arg(long)]
+        data: Option<PathBuf>,
     },
     /// Time one training step of the standard small net (batch 64) on each available backend.
     Bench {
@@ -269,6 +290,22 @@ pub fn run() -> i32 {
                 output: &output,
             };
             pollster::block_on(infer(files, mode, backend))
+        }
+        Command::Experiment {
+            slug,
+            out,
+            quick,
+            backend,
+            seed,
+            data,
+        } => {
+            let out = out.unwrap_or_else(|| PathBuf::from(format!("out/experiment-{slug}")));
+            let backend = match backend {
+                Choice::Auto => BackendChoice::Auto,
+                Choice::Cpu => BackendChoice::Cpu,
+                Choice::Gpu => BackendChoice::Webgpu,
+            };
+            pollster::block_on(experiment(&slug, &out, quick, backend, seed, data.as_deref()))
         }
         Command::Bench { steps, batch, data } => pollster::block_on(bench(steps, batch, data.as_deref())),
     };
@@ -607,6 +644,64 @@ async fn conv_weight_stats(trainer: &Trainer) -> Result<(WeightStats, WeightStat
     Ok((weight_stats(&first_data), weight_stats(&all)))
 }
 
+/// `cnnp experiment`: checks the slug and the folder before training anything.
+async fn experiment(
+    slug: &str,
+    out: &Path,
+    quick: bool,
+    backend: BackendChoice,
+    seed: u64,
+    data: Option<&Path>,
+) -> Result<()> {
+    let chapter = chapters::get(slug)?;
+    std::fs::create_dir_all(out).map_err(|e| io_err(out, e))?;
+    let probe_file = out.join("result.json");
+    std::fs::write(&probe_file, b"{}").map_err(|e| io_err(&probe_file, e))?;
+    let needs_digits = (chapter.runs.iter())
+        .filter_map(|r| chapters::presets::valid(&r.preset).ok())
+        .any(|s| s.spec().data_config().source != DataSource::Shapes);
+    let mnist = if needs_digits {
+        let default = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/assets/mnist.bin");
+        let path = data.map(Path::to_path_buf).unwrap_or(default);
+        Some(std::fs::read(&path).map_err(|e| {
+            Error::Data(format!(
+                "cannot read {} ({e}); build it with `npm run build:data`",
+                path.display()
+            ))
+        })?)
+    } else {
+        None
+    };
+    let opts = ExperimentOptions {
+        quick,
+        seed,
+        backend,
+        mnist,
+    };
+    println!(
+        "chapter {slug}: {}{}",
+        chapter.question,
+        if quick { " (quick)" } else { "" }
+    );
+    let start = Instant::now();
+    let result = run_experiment(&chapter, &opts, |line| println!("{line}")).await?;
+    for f in &result.findings {
+        println!("finding: {}", f.claim);
+        println!("  source: {}", f.source);
+        println!("  holds: {}", if f.holds { "yes" } else { "NO" });
+        println!("  values: {}", f.values);
+    }
+    println!("answer: {}", result.answer);
+    let text = serde_json::to_string_pretty(&result).map_err(|e| Error::Data(e.to_string()))?;
+    std::fs::write(&probe_file, text).map_err(|e| io_err(&probe_file, e))?;
+    println!("wrote {}", probe_file.display());
+    for path in figures::write(out, &chapter, &result)? {
+        println!("wrote {}", path.display());
+    }
+    println!("done in {:.1} s", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
 async fn bench(steps: usize, batch: usize, data: Option<&Path>) -> Result<()> {
     let spec = ModelSpec::from_json(STANDARD_NET)?;
     println!(
@@ -750,6 +845,79 @@ mod tests {
             assert!(e.contains(&want), "{e}");
         }
         assert!(!dir.join("y.npy").exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn experiment_quick_writes_the_result_and_its_figures() {
+        let dir = scratch("experiment");
+        let out = dir.join("deconv");
+        pollster::block_on(experiment("deconvolution", &out, true, BackendChoice::Cpu, 1, None)).unwrap();
+        let text = std::fs::read_to_string(out.join("result.json")).unwrap();
+        let result: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(result["chapter"], "deconvolution");
+        let finding = &result["findings"][0];
+        assert!(finding["claim"].as_str().unwrap().contains("checkerboard"));
+        assert!(finding["source"].as_str().unwrap().contains("Odena"));
+        assert!(finding["holds"].is_boolean());
+        for key in [
+            "score_transposed_init",
+            "score_resize_init",
+            "score_transposed_final",
+            "score_resize_final",
+        ] {
+            let v = finding["values"][key]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{key}: {}", finding["values"]));
+            assert!((0.0..=1.0).contains(&v), "{key} = {v}");
+        }
+        let chapter = chapters::get("deconvolution").unwrap();
+        for run in &chapter.runs {
+            let r = &result["runs"][&run.id];
+            assert_eq!(r["label"], run.label.as_str());
+            assert_eq!(r["steps"], chapter.experiment.quick_steps);
+            let series = r["series"].as_array().unwrap();
+            // step 0, then every probe_every steps up to quick_steps
+            let want = 1 + chapter.experiment.quick_steps.div_ceil(chapter.probe_every);
+            assert_eq!(series.len() as u64, want, "{}", run.id);
+            assert_eq!(series[0]["step"], 0);
+            assert!(series[0]["probes"]["checkerboard"]["score"].is_number());
+            assert!(r["final"]["mean_iou"].is_number());
+        }
+        // the twins' values appear in the answer, nothing is left unfilled
+        let answer = result["answer"].as_str().unwrap();
+        assert!(answer.starts_with("Checkerboard score"), "{answer}");
+        assert!(!answer.contains('…') && !answer.contains('{'), "{answer}");
+        for fig in ["checkerboard.svg", "val-metrics.svg", "loss.svg"] {
+            let svg = std::fs::read_to_string(out.join(fig)).unwrap();
+            assert!(svg.starts_with("<svg") && svg.contains("training step"), "{fig}");
+            assert!(
+                svg.contains("transposed k3 s2") && svg.contains("resize + conv"),
+                "{fig}: legend"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn experiment_refuses_a_bad_slug_or_folder_before_training() {
+        let dir = scratch("experiment-bad");
+        let e = pollster::block_on(experiment("l3", &dir, true, BackendChoice::Cpu, 1, None)).unwrap_err();
+        let e = e.to_string();
+        assert!(e.contains("no chapter \"l3\"") && e.contains("deconvolution"), "{e}");
+        let file = dir.join("a-file");
+        std::fs::write(&file, "x").unwrap();
+        let e = pollster::block_on(experiment(
+            "deconvolution",
+            &file.join("out"),
+            true,
+            BackendChoice::Cpu,
+            1,
+            None,
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("a-file/out"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

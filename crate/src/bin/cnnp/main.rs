@@ -1,7 +1,9 @@
-//! `cnnp`: the playground's core from the command line (train, infer, export, bench).
+//! `cnnp`: the playground's core from the command line (train, infer, export, bench, experiment).
 
 #[cfg(not(target_arch = "wasm32"))]
 mod cli;
+#[cfg(not(target_arch = "wasm32"))]
+mod figures;
 #[cfg(not(target_arch = "wasm32"))]
 mod npy;
 
