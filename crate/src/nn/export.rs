@@ -336,17 +336,12 @@ fn module_expr(spec: &ModelSpec, index: usize, lp: &LayerPlan, unpooled: &[&str]
             b5_reduce,
             b5,
             pool_proj,
-            reduce: true,
-        } => format!("Inception({c_in}, {b1}, {b3_reduce}, {b3}, {b5_reduce}, {b5}, {pool_proj})"),
-        LayerSpec::Inception {
-            b1,
-            b3_reduce,
-            b3,
-            b5_reduce,
-            b5,
-            pool_proj,
-            reduce: false,
-        } => format!("Inception({c_in}, {b1}, {b3_reduce}, {b3}, {b5_reduce}, {b5}, {pool_proj}, reduce=False)"),
+            reduce,
+        } => {
+            // the naive block (Szegedy et al. Fig. 2a) says so; the reduced one is the default
+            let naive = if *reduce { "" } else { ", reduce=False" };
+            format!("Inception({c_in}, {b1}, {b3_reduce}, {b3}, {b5_reduce}, {b5}, {pool_proj}{naive})")
+        }
         LayerSpec::Concat {} => "Concat()".into(),
         LayerSpec::Add {} => "Add()".into(),
         LayerSpec::Flatten {} => "nn.Flatten()".into(),

@@ -989,15 +989,19 @@ mod tests {
 
 // native only: the tests block on the probes with pollster
 #[cfg(all(test, not(target_arch = "wasm32")))]
-mod trainer_tests {
+pub(crate) mod trainer_tests {
     use super::*;
     use crate::backend::cpu::CpuBackend;
     use crate::{Device, ModelSpec, TrainConfig};
 
     /// A 1000-example MNIST-format asset: digit d is a bright bar at row 3 + 2d over a faint
-    /// ramp (as landscape_trainer.rs's tests).
+    /// ramp (landscape_trainer.rs's tests use it too).
     pub(crate) fn bars() -> crate::data::Mnist {
-        let count = 1000u32;
+        bars_of(1000)
+    }
+
+    /// `count` examples of the bars asset.
+    pub(crate) fn bars_of(count: u32) -> crate::data::Mnist {
         let mut bytes = b"MNST".to_vec();
         for v in [count, 28, 28] {
             bytes.extend(v.to_le_bytes());

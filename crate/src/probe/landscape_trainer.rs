@@ -171,22 +171,6 @@ mod tests {
     /// A conv → BN → relu → dropout → pool → linear net on a small MNIST-format asset: digit d is a
     /// bright bar at row 3 + 2d.
     fn tiny_trainer() -> Trainer {
-        let count = 100u32;
-        let mut bytes = b"MNST".to_vec();
-        for v in [count, 28, 28] {
-            bytes.extend(v.to_le_bytes());
-        }
-        bytes.extend((0..count).map(|i| (i % 10) as u8));
-        for i in 0..count as usize {
-            let row = 3 + 2 * (i % 10);
-            bytes.extend((0..784).map(|p| {
-                if p / 28 == row && (4..24).contains(&(p % 28)) {
-                    230
-                } else {
-                    (p * 7 % 40) as u8
-                }
-            }));
-        }
         let spec = crate::ModelSpec::from_json(
             r#"{"input":[1,28,28],"classes":10,"layers":[
             {"type":"conv2d","out":4,"kernel":3,"padding":1},{"type":"batch_norm"},{"type":"relu"},{"type":"dropout","p":0.2},
@@ -197,7 +181,7 @@ mod tests {
             batch: 8,
             ..Default::default()
         };
-        let mnist = crate::data::Mnist::parse(&bytes).unwrap();
+        let mnist = crate::probe::instruments::trainer_tests::bars_of(100);
         let cpu = crate::Device::Cpu(crate::backend::cpu::CpuBackend::new());
         Trainer::with_device(spec, config, mnist, cpu, "test".into()).unwrap()
     }
