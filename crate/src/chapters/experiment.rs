@@ -243,10 +243,24 @@ pub async fn run_experiment(
                     let run = chapter.run(id)?;
                     let patch = serde_json::json!({ sweep.field.clone(): value }).to_string();
                     let config = chapter.config(run, &base)?.merged_with_json(&patch)?;
-                    let mut trainer = trainer_for(chapter, run, config, opts).await?;
-                    let r = trainer.step(steps as usize).await?;
-                    let mut v = eval_values(&trainer.evaluate(eval_n).await?);
-                    v.insert("diverged".into(), if r.diverged_at.is_some() { 1.0 } else { 0.0 });
+                    let trained = (runs.get(id))
+                        .filter(|r: &&RunResult| r.config == config && r.steps == steps && r.diverged_at.is_none());
+                    let v = match trained {
+                        // the run above trained this very configuration (same seed, same
+                        // steps, same evaluation): its numbers are the ones a rerun would give
+                        Some(done) => {
+                            let mut v = done.final_eval.clone();
+                            v.insert("diverged".into(), 0.0);
+                            v
+                        }
+                        None => {
+                            let mut trainer = trainer_for(chapter, run, config, opts).await?;
+                            let r = trainer.step(steps as usize).await?;
+                            let mut v = eval_values(&trainer.evaluate(eval_n).await?);
+                            v.insert("diverged".into(), if r.diverged_at.is_some() { 1.0 } else { 0.0 });
+                            v
+                        }
+                    };
                     progress(&format!("sweep {}={value} {id}: val {}", sweep.field, short(&v)));
                     at.insert(id.clone(), v);
                 }

@@ -541,7 +541,8 @@ async fn train(
     let text = serde_json::to_string_pretty(&metrics).map_err(|e| Error::Data(e.to_string()))?;
     std::fs::write(&path, text).map_err(|e| io_err(&path, e))?;
     println!("wrote {}", path.display());
-    write_export(out, trainer.spec(), &trainer.save_weights().await?)
+    // the model.py of what ran (its config's dropout overrides), as the page exports it
+    write_export(out, &trainer.model_py()?, &trainer.save_weights().await?)
 }
 
 fn read_spec(path: &Path) -> Result<ModelSpec> {
@@ -556,11 +557,11 @@ fn parse_spec(path: &Path) -> Result<ModelSpec> {
     ModelSpec::parse(&text)
 }
 
-/// Writes DIR/model.py and DIR/weights.safetensors.
-fn write_export(dir: &Path, spec: &ModelSpec, weights: &[u8]) -> Result<()> {
+/// Writes DIR/model.py (the text `model_py` gives) and DIR/weights.safetensors.
+fn write_export(dir: &Path, py_text: &str, weights: &[u8]) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     let py = dir.join("model.py");
-    std::fs::write(&py, model_py(spec)?).map_err(|e| io_err(&py, e))?;
+    std::fs::write(&py, py_text).map_err(|e| io_err(&py, e))?;
     let w = dir.join("weights.safetensors");
     std::fs::write(&w, weights).map_err(|e| io_err(&w, e))?;
     println!("wrote {} and {}", py.display(), w.display());
@@ -587,7 +588,7 @@ fn export(spec_path: &Path, weights_path: &Path, out: &Path) -> Result<()> {
     let weights = std::fs::read(weights_path).map_err(|e| io_err(weights_path, e))?;
     let cpu = Device::Cpu(backend::cpu::CpuBackend::new());
     model_with_weights(&spec, &weights, &cpu, weights_path)?;
-    write_export(out, &spec, &weights)
+    write_export(out, &model_py(&spec)?, &weights)
 }
 
 struct InferFiles<'a> {
